@@ -104,6 +104,6 @@ func CheckCallback(query url.Values, req *AuthRequest) (string, error) {
 
 type callbackError string
 
-func errBadCallback(reason string) error  { return callbackError(reason) }
-func (e callbackError) Error() string       { return "sgid: invalid callback: " + string(e) }
+func errBadCallback(reason string) error     { return callbackError(reason) }
+func (e callbackError) Error() string        { return "sgid: invalid callback: " + string(e) }
 func (e callbackError) Is(target error) bool { return target == ErrBadCallback }

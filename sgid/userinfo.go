@@ -25,7 +25,7 @@ type Identity struct {
 // The algorithm family sgID servers are seen to use, and nothing else: no RSA1_5,
 // no "none", no password-based or ECDH key agreement.
 var (
-	keyAlgorithms = []jose.KeyAlgorithm{jose.RSA_OAEP, jose.RSA_OAEP_256}
+	keyAlgorithms  = []jose.KeyAlgorithm{jose.RSA_OAEP, jose.RSA_OAEP_256}
 	dataAlgorithms = []jose.KeyAlgorithm{
 		jose.DIRECT,
 		jose.A128GCMKW, jose.A192GCMKW, jose.A256GCMKW,
