@@ -2,8 +2,11 @@ package sgid_test
 
 import (
 	"crypto/rsa"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +122,31 @@ func login(t testing.TB, c *sgid.Client) (*sgid.Identity, error) {
 		t.Fatal(err)
 	}
 	return c.Callback(t.Context(), authorize(t, c, req), req)
+}
+
+func readBody(t testing.TB, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// findAction returns the absolute URL of the link on an HTML page whose text is
+// label.
+func findAction(t testing.TB, srv *sgidtest.Server, page, label string) string {
+	t.Helper()
+	re := regexp.MustCompile(`<a [^>]*href="([^"]+)"[^>]*>` + regexp.QuoteMeta(label) + `</a>`)
+	m := re.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no link labelled %q on the page", label)
+	}
+	ref, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(srv.URL() + "/")
+	return base.ResolveReference(ref).String()
 }
