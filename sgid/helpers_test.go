@@ -103,6 +103,7 @@ func authorize(t testing.TB, c *sgid.Client, req *sgid.AuthRequest) url.Values {
 	if err != nil {
 		t.Fatal(err)
 	}
+	io.Copy(io.Discard, resp.Body) // so the connection is reused
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("authorize answered %d, want a redirect", resp.StatusCode)
