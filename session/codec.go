@@ -1,0 +1,271 @@
+// Package session keeps a logged-in user's session, and each in-flight login, in
+// encrypted cookies. Nothing is stored on the server: any number of servers that share
+// the secrets serve the same users, and a restart loses nothing.
+//
+// Values are sealed with gorilla/securecookie (AES-256-CTR, then HMAC-SHA256 over the
+// cookie name, a timestamp and the ciphertext) under keys derived from each configured
+// secret with HKDF-SHA256. The first secret seals; every secret opens, so secrets rotate
+// without logging anyone out. A session too large for one cookie is split across
+// numbered cookies; the number of chunks is bound into the MAC, so a missing, reordered
+// or foreign chunk fails authentication as a whole.
+//
+// The package imports no Caddy and suits any net/http program.
+package session
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/securecookie"
+)
+
+// Kinds of failure a caller may need to tell apart. Every error from Read and
+// ReadAttempt matches (errors.Is) exactly one of the first four, and every one of them
+// means "no session". No error string holds cookie contents or personal data.
+var (
+	// ErrNoCookie: the request carries no session cookie (or no cookie for that login
+	// attempt).
+	ErrNoCookie = errors.New("session: no cookie")
+	// ErrInvalid: the cookie is tampered with, truncated, undecodable, sealed with a
+	// secret no longer configured, or a chunk is missing, reordered or from another
+	// session.
+	ErrInvalid = errors.New("session: invalid cookie")
+	// ErrExpired: the absolute lifetime (or a login attempt's TTL) is over.
+	ErrExpired = errors.New("session: expired")
+	// ErrIdle: the session was not used within the idle timeout.
+	ErrIdle = errors.New("session: idle timeout")
+	// ErrTooLarge: Write or WriteAttempt was given more data than MaxChunks cookies hold.
+	ErrTooLarge = errors.New("session: too large for cookies")
+)
+
+// MaxChunks is the most cookies one session is split across. Each chunk holds
+// chunkSize characters, so a session can be about 35 KB once sealed (about 20 KB of
+// field data: sealing and double base64 cost 78%). Browsers send all of them in one
+// Cookie header, and proxies commonly refuse request headers over 8 to 16 KB, so keep
+// the forwarded fields small; this cap only stops a runaway configuration.
+const MaxChunks = 10
+
+// chunkSize is the most value characters in one cookie. With the longest allowed name,
+// the "__Host-" prefix, a chunk suffix, the count prefix and every attribute, a
+// Set-Cookie header stays under 3,800 bytes: browsers drop cookies whose name and value
+// pass 4,096 bytes.
+const chunkSize = 3600
+
+// maxNameLen bounds Config.Name so the chunk size above holds.
+const maxNameLen = 64
+
+// hostPrefix makes browsers insist on Secure, Path=/ and no Domain, so a sibling
+// subdomain or a plain-HTTP man in the middle cannot plant or overwrite the cookie.
+const hostPrefix = "__Host-"
+
+// Cookie name forms. Both are recognised on read; secure picks one on write.
+const (
+	plainForm = 0
+	hostForm  = 1
+)
+
+// HKDF info strings: one secret yields independent keys for each purpose.
+const (
+	infoHashKey  = "caddy-sgid session cookie hmac-sha256 v1"
+	infoBlockKey = "caddy-sgid session cookie aes-256 v1"
+)
+
+// Config configures a Codec. The zero value of every field but Secrets is usable.
+type Config struct {
+	// Name is the base cookie name: the session is Name, Name_1, Name_2, ... and each
+	// login attempt Name_login_<id>; over HTTPS every name gets the "__Host-" prefix.
+	// Letters, digits, '-' and '_' only, not starting "__", at most 64. Default:
+	// "sgid_session".
+	Name string
+	// Secrets seal and open the cookies; each must be at least 32 bytes of high
+	// entropy. Secrets[0] seals new cookies; every secret opens them, so rotate by
+	// prepending a new secret and dropping the oldest once Lifetime has passed.
+	// Required.
+	Secrets [][]byte
+	// Lifetime is the absolute session lifetime from login. Default: 12h.
+	Lifetime time.Duration
+	// IdleTimeout ends a session unused for this long; at most Lifetime. It runs
+	// from the last cookie write, and the cookie is rewritten only once a quarter of
+	// it has passed (see NeedsRefresh), so a user idle for three quarters of it may
+	// already be logged out. Default: 30m, or Lifetime if that is shorter.
+	IdleTimeout time.Duration
+	// AttemptTTL is how long a login may take from redirect to callback. Default: 10m.
+	AttemptTTL time.Duration
+	// MaxAttempts is how many logins (tabs) one browser may have in flight; older ones
+	// are dropped. At most 20. Default: 5.
+	MaxAttempts int
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Codec reads and writes session and login-attempt cookies. It is safe for concurrent
+// use.
+type Codec struct {
+	name        string
+	lifetime    time.Duration
+	idle        time.Duration
+	attemptTTL  time.Duration
+	maxAttempts int
+	now         func() time.Time
+
+	// sealers[0] seals; all open. One per secret.
+	sealers []*securecookie.SecureCookie
+
+	// Names are computed once so the request path builds no strings.
+	chunkNames  [2][MaxChunks]string     // [form][index]: full cookie name of each chunk
+	macNames    [2][MaxChunks + 1]string // [form][count]: name the MAC binds for a session of count chunks
+	loginPrefix [2]string                // [form]: prefix of every attempt cookie name
+}
+
+// New validates cfg, fills in defaults and derives the keys.
+func New(cfg Config) (*Codec, error) {
+	c := &Codec{
+		name:        cfg.Name,
+		lifetime:    cfg.Lifetime,
+		idle:        cfg.IdleTimeout,
+		attemptTTL:  cfg.AttemptTTL,
+		maxAttempts: cfg.MaxAttempts,
+		now:         cfg.Now,
+	}
+	if c.name == "" {
+		c.name = "sgid_session"
+	}
+	if c.lifetime == 0 {
+		c.lifetime = 12 * time.Hour
+	}
+	if c.idle == 0 {
+		c.idle = min(30*time.Minute, c.lifetime)
+	}
+	if c.attemptTTL == 0 {
+		c.attemptTTL = 10 * time.Minute
+	}
+	if c.maxAttempts == 0 {
+		c.maxAttempts = 5
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("session: no secrets configured")
+	}
+	for i, secret := range cfg.Secrets {
+		if len(secret) < 32 {
+			return nil, fmt.Errorf("session: secret %d is %d bytes, need at least 32", i, len(secret))
+		}
+		hashKey, blockKey, err := deriveKeys(secret)
+		if err != nil {
+			return nil, fmt.Errorf("session: secret %d: %w", i, err)
+		}
+		// MaxLength(0): values are chunked and length-checked here, before
+		// securecookie sees them. MaxAge(0): expiry is defined by the times inside
+		// the sealed payload, judged by Config.Now; securecookie's own check would
+		// only repeat it with a clock that cannot be controlled.
+		s := securecookie.New(hashKey, blockKey).
+			SetSerializer(securecookie.NopEncoder{}).
+			MaxLength(0).
+			MaxAge(0)
+		c.sealers = append(c.sealers, s)
+	}
+	for form, prefix := range [2]string{"", hostPrefix} {
+		for i := range MaxChunks {
+			c.chunkNames[form][i] = prefix + c.name
+			if i > 0 {
+				c.chunkNames[form][i] += "_" + strconv.Itoa(i)
+			}
+		}
+		// Session MAC names carry '.', which no cookie name here can: a session
+		// value can never authenticate as an attempt cookie, nor under another
+		// chunk count.
+		for n := 1; n <= MaxChunks; n++ {
+			c.macNames[form][n] = prefix + c.name + "." + strconv.Itoa(n)
+		}
+		c.loginPrefix[form] = prefix + c.name + "_login_"
+	}
+	return c, nil
+}
+
+// deriveKeys turns one secret into an HMAC-SHA256 key and an AES-256 key that are
+// independent of each other, so neither use of the secret weakens the other.
+func deriveKeys(secret []byte) (hashKey, blockKey []byte, err error) {
+	if hashKey, err = hkdf.Key(sha256.New, secret, nil, infoHashKey, 32); err != nil {
+		return nil, nil, fmt.Errorf("deriving hash key: %w", err)
+	}
+	if blockKey, err = hkdf.Key(sha256.New, secret, nil, infoBlockKey, 32); err != nil {
+		return nil, nil, fmt.Errorf("deriving block key: %w", err)
+	}
+	return hashKey, blockKey, nil
+}
+
+func (c *Codec) validate() error {
+	if len(c.name) > maxNameLen {
+		return fmt.Errorf("session: cookie name is %d characters, at most %d allowed", len(c.name), maxNameLen)
+	}
+	for _, r := range c.name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("session: cookie name %q: only letters, digits, '-' and '_' allowed", c.name)
+		}
+	}
+	// Browsers give names starting "__Host-" or "__Secure-" (in any case) meaning of
+	// their own, and the __Host- form is derived here.
+	if strings.HasPrefix(c.name, "__") {
+		return fmt.Errorf("session: cookie name %q: must not start with \"__\"", c.name)
+	}
+	switch {
+	case c.lifetime < time.Second:
+		return fmt.Errorf("session: lifetime %v is too short", c.lifetime)
+	case c.idle < time.Second:
+		return fmt.Errorf("session: idle timeout %v is too short", c.idle)
+	case c.idle > c.lifetime:
+		return fmt.Errorf("session: idle timeout %v exceeds lifetime %v", c.idle, c.lifetime)
+	case c.attemptTTL < time.Second:
+		return fmt.Errorf("session: attempt TTL %v is too short", c.attemptTTL)
+	case c.maxAttempts < 1 || c.maxAttempts > 20:
+		return fmt.Errorf("session: max attempts %d is outside 1 to 20", c.maxAttempts)
+	}
+	return nil
+}
+
+// CookieName is the base session cookie name used for a request that is (or is not)
+// over HTTPS: further chunks append "_1", "_2", ...
+func (c *Codec) CookieName(secure bool) string {
+	return c.chunkNames[formOf(secure)][0]
+}
+
+func formOf(secure bool) int {
+	if secure {
+		return hostForm
+	}
+	return plainForm
+}
+
+// seal encrypts and authenticates payload under macName with the first secret. It
+// encrypts payload in place (securecookie's CTR mode does), so payload is garbage
+// afterwards.
+func (c *Codec) seal(macName string, payload []byte) (string, error) {
+	v, err := c.sealers[0].Encode(macName, payload)
+	if err != nil {
+		return "", fmt.Errorf("session: sealing cookie: %w", err)
+	}
+	return v, nil
+}
+
+// open authenticates and decrypts value under macName with each secret in turn.
+// Every failure is ErrInvalid; securecookie's reasons are dropped since none of them
+// helps a caller and a wrong guess among secrets is expected during rotation.
+func (c *Codec) open(macName, value string) ([]byte, error) {
+	var plain []byte
+	for _, s := range c.sealers {
+		if s.Decode(macName, value, &plain) == nil {
+			return plain, nil
+		}
+	}
+	return nil, ErrInvalid
+}

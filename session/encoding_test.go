@@ -1,0 +1,89 @@
+package session
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+)
+
+func TestPayloadRoundTrip(t *testing.T) {
+	d := &Data{
+		Sub:       "u=1",
+		Fields:    map[string]string{"a": "x\ny\x00z", "b": bigValue(5000), "": ""},
+		Created:   time.Unix(1_772_000_000, 0),
+		Refreshed: time.Unix(1_772_000_600, 0),
+	}
+	got, ok := unmarshalSession(marshalSession(d))
+	if !ok || !sameData(got, d) {
+		t.Errorf("session payload round trip: ok=%v, equal=%v", ok, ok && sameData(got, d))
+	}
+	a := &Attempt{State: "s", Nonce: "n", CodeVerifier: "v", RedirectURI: "r", ReturnTo: "/?a=b", Created: time.Unix(-5, 0)}
+	if got, ok := unmarshalAttempt(marshalAttempt(a)); !ok || *got != *a {
+		t.Errorf("attempt payload round trip = %+v, %v; want %+v", got, ok, a)
+	}
+}
+
+func TestUnmarshalRejectsMalformedPayloads(t *testing.T) {
+	session := marshalSession(typicalData())
+	attempt := marshalAttempt(newAttempt("s"))
+	dup := []byte{tagSession, 0, 0}
+	dup = appendString(dup, "sub")
+	dup = binary.AppendUvarint(dup, 2)
+	dup = appendString(appendString(dup, "k"), "v1")
+	dup = appendString(appendString(dup, "k"), "v2")
+	hugeCount := binary.AppendUvarint(appendString([]byte{tagSession, 0, 0}, "sub"), 1<<40)
+
+	type malformed struct {
+		name    string
+		payload []byte
+		session bool // decode as a session, else as an attempt
+	}
+	tests := []malformed{
+		{"empty", nil, true},
+		{"trailing byte", append(session[:len(session):len(session)], 0), true},
+		{"attempt read as session", attempt, true},
+		{"session read as attempt", session, false},
+		{"duplicate field", dup, true},
+		{"field count past the payload", hugeCount, true},
+		{"string length past the payload", []byte{tagAttempt, 0, 0xff, 0xff, 0x03, 'x'}, false},
+		{"overlong varint", append([]byte{tagSession}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), true},
+	}
+	// Every truncation of a valid payload, too.
+	for n := range len(session) {
+		tests = append(tests, malformed{"truncated session", session[:n], true})
+	}
+	for n := range len(attempt) {
+		tests = append(tests, malformed{"truncated attempt", attempt[:n], false})
+	}
+	for _, tt := range tests {
+		var ok bool
+		if tt.session {
+			_, ok = unmarshalSession(tt.payload)
+		} else {
+			_, ok = unmarshalAttempt(tt.payload)
+		}
+		if ok {
+			t.Errorf("%s (%d bytes): accepted", tt.name, len(tt.payload))
+		}
+	}
+}
+
+// FuzzUnmarshal checks that no payload makes the decoders panic, and that whatever
+// they accept survives another round trip unchanged.
+func FuzzUnmarshal(f *testing.F) {
+	f.Add(marshalSession(typicalData()))
+	f.Add(marshalAttempt(newAttempt("s")))
+	f.Add([]byte{tagSession, 0, 0, 0, 5})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, ok := unmarshalSession(b); ok {
+			if again, ok := unmarshalSession(marshalSession(d)); !ok || !sameData(again, d) {
+				t.Errorf("session %x does not survive a round trip", b)
+			}
+		}
+		if a, ok := unmarshalAttempt(b); ok {
+			if again, ok := unmarshalAttempt(marshalAttempt(a)); !ok || *again != *a {
+				t.Errorf("attempt %x does not survive a round trip", b)
+			}
+		}
+	})
+}

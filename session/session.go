@@ -1,0 +1,258 @@
+package session
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Data is one logged-in user's session: only what the gateway forwards is kept.
+type Data struct {
+	Sub string // pairwise sgID subject
+	// Fields maps a scope name to its value: only the configured fields. Values may
+	// be several KB and hold any UTF-8, newlines included.
+	Fields map[string]string
+	// Created is the login time, in whole seconds: the absolute lifetime runs from
+	// here.
+	Created time.Time
+	// Refreshed is when the cookie was last written, in whole seconds: the idle
+	// timeout runs from here.
+	Refreshed time.Time
+}
+
+// Read returns the request's session. Every error means "no session" and matches one
+// of ErrNoCookie, ErrInvalid, ErrExpired or ErrIdle.
+//
+// Read needs no secure flag: it takes the "__Host-" form of the name if the request
+// carries it and the plain form otherwise. The MAC binds the full name, so a value
+// written under one form cannot be presented under the other: a cookie planted
+// without the __Host- protections holds only what a plain-HTTP login produced.
+//
+// Chunks beyond the count sealed into the first one are ignored rather than refused:
+// they are what two overlapping logins in two tabs leave behind, they cannot change
+// what is read, and the next Write deletes them.
+func (c *Codec) Read(r *http.Request) (*Data, error) {
+	var k carried
+	c.scan(r, &k)
+	form := k.form()
+	if form < 0 {
+		return nil, ErrNoCookie
+	}
+	macName, value, err := c.join(&k, form)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := c.open(macName, value)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := unmarshalSession(plain)
+	if !ok {
+		return nil, fmt.Errorf("%w: malformed payload", ErrInvalid)
+	}
+	if err := c.Check(d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Fingerprint is a digest of exactly the cookies Read would decode, for caching
+// decoded sessions: equal fingerprints decode to equal Data. A cached Data must still
+// pass Check on every use, since time moves on. ok is false when the request carries
+// no session cookie.
+func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
+	var k carried
+	c.scan(r, &k)
+	form := k.form()
+	if form < 0 {
+		return sum, false
+	}
+	// Each string is length-prefixed, so no two cookie sets hash the same input.
+	h := sha256.New()
+	var lenBuf [8]byte
+	n, _, _ := parseCount(k.values[form][0])
+	for i := range max(n, 1) {
+		for _, s := range [2]string{c.chunkNames[form][i], k.values[form][i]} {
+			h.Write(binary.BigEndian.AppendUint64(lenBuf[:0], uint64(len(s))))
+			io.WriteString(h, s)
+		}
+	}
+	h.Sum(sum[:0])
+	return sum, true
+}
+
+// form picks the name form Read uses: __Host- first. -1 when there is no session.
+func (k *carried) form() int {
+	switch {
+	case k.seen[hostForm]&1 != 0:
+		return hostForm
+	case k.seen[plainForm]&1 != 0:
+		return plainForm
+	}
+	return -1
+}
+
+// join reassembles the sealed value from its chunks and names the MAC it must carry.
+func (c *Codec) join(k *carried, form int) (macName, value string, err error) {
+	n, first, ok := parseCount(k.values[form][0])
+	if !ok || first == "" || len(first) > chunkSize {
+		return "", "", fmt.Errorf("%w: malformed first chunk", ErrInvalid)
+	}
+	if n == 1 {
+		return c.macNames[form][1], first, nil
+	}
+	size := len(first)
+	for i := 1; i < n; i++ {
+		v := k.values[form][i]
+		if k.seen[form]&(1<<i) == 0 || v == "" || len(v) > chunkSize {
+			return "", "", fmt.Errorf("%w: chunk %d missing or malformed", ErrInvalid, i)
+		}
+		size += len(v)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(first)
+	for i := 1; i < n; i++ {
+		b.WriteString(k.values[form][i])
+	}
+	return c.macNames[form][n], b.String(), nil
+}
+
+// Check reports whether d is still alive now: nil, ErrExpired or ErrIdle. Read
+// applies it; a caller that caches decoded sessions applies it on every use.
+func (c *Codec) Check(d *Data) error {
+	now := c.now()
+	if !now.Before(d.Created.Add(c.lifetime)) {
+		return ErrExpired
+	}
+	if !now.Before(d.Refreshed.Add(c.idle)) {
+		return ErrIdle
+	}
+	return nil
+}
+
+// Expiry is when d dies unless refreshed: the earlier of the end of its lifetime
+// and the end of its idle window.
+func (c *Codec) Expiry(d *Data) time.Time {
+	abs, idle := d.Created.Add(c.lifetime), d.Refreshed.Add(c.idle)
+	if idle.Before(abs) {
+		return idle
+	}
+	return abs
+}
+
+// NeedsRefresh reports whether the cookie should be rewritten to slide the idle
+// window: once a quarter of IdleTimeout has passed since the last write, or one
+// minute if that is longer, but never later than half of IdleTimeout. Most requests
+// therefore write no cookie, at the price of the idle timeout being measured from the
+// last write: a user idle for three quarters of it may already be logged out. Once
+// the idle window reaches the end of the lifetime, rewriting gains nothing and this
+// stays false.
+func (c *Codec) NeedsRefresh(d *Data) bool {
+	if !d.Refreshed.Add(c.idle).Before(d.Created.Add(c.lifetime)) {
+		return false
+	}
+	every := min(max(c.idle/4, time.Minute), c.idle/2)
+	return c.now().Sub(d.Refreshed) >= every
+}
+
+// Write sets the session cookies for d. It sets d.Refreshed to now (and d.Created,
+// when zero), both in whole seconds, so it modifies d: pass a copy if d is shared
+// with other goroutines, such as a cached session. The chunks beyond the new count
+// that the request carried, and any chunks under the other name form, are deleted.
+// Write refuses a session whose lifetime is over (ErrExpired) or that needs more than
+// MaxChunks cookies (ErrTooLarge).
+func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bool) error {
+	if d.Sub == "" {
+		return errors.New("session: writing a session without a subject")
+	}
+	now := time.Unix(c.now().Unix(), 0)
+	if d.Created.IsZero() {
+		d.Created = now
+	}
+	d.Created = time.Unix(d.Created.Unix(), 0)
+	d.Refreshed = now
+	exp := c.Expiry(d)
+	if !now.Before(exp) {
+		return fmt.Errorf("writing session: %w", ErrExpired)
+	}
+	form := formOf(secure)
+	chunks, err := c.sealSession(d, form)
+	if err != nil {
+		return err
+	}
+	maxAge := maxAgeUntil(now, exp)
+	for i, v := range chunks {
+		setCookie(w, form, c.chunkNames[form][i], v, maxAge)
+	}
+	var k carried
+	c.scan(r, &k)
+	for f := range 2 {
+		for i := range MaxChunks {
+			if k.seen[f]&(1<<i) != 0 && (f != form || i >= len(chunks)) {
+				expire(w, f, c.chunkNames[f][i])
+			}
+		}
+	}
+	return nil
+}
+
+// sealSession encodes, seals and splits d. The chunk count is bound into the MAC
+// name, and the sealed length does not depend on that name, so the count is
+// predicted from the payload size; the rare misprediction costs one more seal.
+func (c *Codec) sealSession(d *Data, form int) ([]string, error) {
+	payload := marshalSession(d)
+	size := len(payload)
+	n := chunkCount(sealedLen(size))
+	for try := range 2 {
+		if n > MaxChunks {
+			break
+		}
+		if try > 0 {
+			payload = marshalSession(d) // seal encrypted the first one in place
+		}
+		v, err := c.seal(c.macNames[form][n], payload)
+		if err != nil {
+			return nil, err
+		}
+		if got := chunkCount(len(v)); got != n {
+			n = got
+			continue
+		}
+		chunks := make([]string, n)
+		for i := range chunks {
+			chunks[i] = v[i*chunkSize : min((i+1)*chunkSize, len(v))]
+		}
+		chunks[0] = countPrefix(n) + chunks[0]
+		return chunks, nil
+	}
+	return nil, fmt.Errorf("%w: %d bytes of session data need more than %d cookies", ErrTooLarge, size, MaxChunks)
+}
+
+// sealedLen predicts securecookie's output length for a payload of n bytes:
+// base64(timestamp "|" base64(IV ciphertext) "|" MAC), with a ten-digit timestamp.
+func sealedLen(n int) int {
+	inner := (16 + n + 2) / 3 * 4
+	return (10 + 1 + inner + 1 + sha256.Size + 2) / 3 * 4
+}
+
+// Clear deletes every session cookie the request carried, in both name forms, and
+// the base name of the form secure selects even if the request did not carry it.
+func (c *Codec) Clear(w http.ResponseWriter, r *http.Request, secure bool) {
+	var k carried
+	c.scan(r, &k)
+	form := formOf(secure)
+	k.seen[form] |= 1
+	for f := range 2 {
+		for i := range MaxChunks {
+			if k.seen[f]&(1<<i) != 0 {
+				expire(w, f, c.chunkNames[f][i])
+			}
+		}
+	}
+}
