@@ -1,0 +1,101 @@
+package caddysgid
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+)
+
+// signer makes the assertion: a JWT carrying sub and the forwarded fields, for
+// upstreams that verify instead of trusting the network path.
+type signer struct {
+	sign jose.Signer
+	jwks []byte // the public keys as a JWK Set; nil for HS256
+}
+
+func (h *Handler) newSigner(expand func(string, string) (string, error), keys *keyStore) (*signer, error) {
+	if h.SigningSecret != "" {
+		secret, err := expand("signing_secret", h.SigningSecret)
+		if err != nil {
+			return nil, err
+		}
+		if len(secret) < 32 {
+			return nil, fmt.Errorf("signing_secret is %d characters; it must be at least 32", len(secret))
+		}
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(secret)},
+			(&jose.SignerOptions{}).WithType("JWT"))
+		if err != nil {
+			return nil, fmt.Errorf("signing_secret: %w", err)
+		}
+		return &signer{sign: s}, nil
+	}
+
+	var ecKeys []*ecdsa.PrivateKey
+	if len(h.SigningKeys) == 0 {
+		k, err := keys.signingKey()
+		if err != nil {
+			return nil, fmt.Errorf("assertion signing key from storage: %w", err)
+		}
+		ecKeys = append(ecKeys, k)
+	}
+	for i, text := range h.SigningKeys {
+		v, err := expand(fmt.Sprintf("signing_key #%d", i+1), text)
+		if err != nil {
+			return nil, err
+		}
+		k, err := parseECKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key #%d: %w", i+1, err)
+		}
+		ecKeys = append(ecKeys, k)
+	}
+	set := jose.JSONWebKeySet{}
+	for _, k := range ecKeys {
+		jwk := jose.JSONWebKey{Key: &k.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
+		thumb, err := jwk.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		jwk.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+		set.Keys = append(set.Keys, jwk)
+	}
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return nil, err
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: ecKeys[0]},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", set.Keys[0].KeyID))
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return &signer{sign: s, jwks: jwks}, nil
+}
+
+// assertion signs the claims for one session, valid from now for ttl.
+func (s *signer) assertion(d *session.Data, fields []forwardRule, issuer, audience string, now time.Time, ttl time.Duration) (string, error) {
+	claims := make(map[string]any, len(fields)+5)
+	for _, f := range fields {
+		if v, ok := d.Fields[f.field]; ok {
+			claims[f.field] = v
+		}
+	}
+	claims["iss"] = issuer
+	claims["aud"] = audience
+	claims["sub"] = d.Sub
+	claims["iat"] = now.Unix()
+	claims["exp"] = now.Add(ttl).Unix()
+	out, err := jwt.Signed(s.sign).Claims(claims).Serialize()
+	if err != nil {
+		return "", errors.New("signing the assertion failed")
+	}
+	return out, nil
+}

@@ -1,0 +1,76 @@
+package caddysgid
+
+import (
+	"sync"
+	"time"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+)
+
+// defaultCacheSize bounds the decoded-session cache: at about 1 KB an entry
+// (session, encoded headers, assertion) it holds a few MB at most.
+const defaultCacheSize = 4096
+
+// cacheEntry is a decoded session with everything derived from it that is the
+// same on every request: the encoded header values and the signed assertion.
+type cacheEntry struct {
+	data    *session.Data // read-only once cached
+	headers []headerValue // sub first, then the forwarded fields
+
+	mu           sync.Mutex
+	assertion    string
+	assertionFor string // the host the assertion was made for (aud, iss)
+	assertionExp time.Time
+}
+
+type headerValue struct {
+	name, value string
+	placeholder string // http.auth.user.<field>
+}
+
+// sessionCache maps a session cookie's fingerprint to its decoded entry, so an
+// authenticated request costs a hash and a map lookup instead of a decryption
+// and a signature. Eviction is arbitrary (Go's map order) when full: cheap, and
+// an evicted session only costs one decode.
+type sessionCache struct {
+	mu  sync.RWMutex
+	m   map[[32]byte]*cacheEntry
+	max int
+}
+
+func newSessionCache(max int) *sessionCache {
+	return &sessionCache{m: make(map[[32]byte]*cacheEntry, max), max: max}
+}
+
+func (c *sessionCache) get(key [32]byte) *cacheEntry {
+	c.mu.RLock()
+	e := c.m[key]
+	c.mu.RUnlock()
+	return e
+}
+
+func (c *sessionCache) put(key [32]byte, e *cacheEntry) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			if len(c.m) < c.max*7/8 {
+				break
+			}
+		}
+	}
+	c.m[key] = e
+	c.mu.Unlock()
+}
+
+func (c *sessionCache) remove(key [32]byte) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
+func (c *sessionCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}

@@ -1,0 +1,222 @@
+package caddysgid
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sgidproxy/caddy-sgid/sgid"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("sgid", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("sgid", httpcaddyfile.After, "forward_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var handler Handler
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	sgid [<matcher>] {
+//		client_id          <id>                 # required
+//		client_secret      <secret>             # required; use {env.*} or {file.*}
+//		private_key        <pem>                # required; {file./etc/sgid/private.pem} or {env.SGID_PRIVATE_KEY}
+//		hostname           <url>                # default https://api.id.gov.sg
+//		redirect_uri       <url>                # default <scheme>://<host>/.sgid/callback
+//		scope              <scope...>           # default openid myinfo.name; must include openid
+//		forward            <field> [<header>]   # repeatable; default header X-Sgid-<Field-With-Dashes>
+//		require            <field> <value...>   # repeatable; 403 unless the field has one of the values
+//		anonymous                               # let requests without a session through, without identity
+//		session_secret     <secret...>          # repeatable; the first encrypts, all decrypt; default: generated, kept in storage
+//		session_lifetime   <duration>           # default 12h
+//		idle_timeout       <duration>           # default 30m
+//		cookie_name        <name>               # default sgid_session (__Host- prefixed on HTTPS)
+//		signing_key        <pem...>             # repeatable; ES256 assertion key, the first signs; default: generated, kept in storage
+//		signing_secret     <secret>             # HS256 assertion with a shared secret instead
+//		audience           <aud>                # assertion aud; default the request's host
+//		assertion_lifetime <duration>           # default 5m
+//		timeout            <duration>           # each call to sgID; default 10s
+//		clock_skew         <duration>           # ID token time tolerance; default 60s
+//	}
+//
+// Fields are scope names (myinfo.name) or sub. X-Sgid-Sub always carries the sub
+// and X-Sgid-Assertion the signed JWT. Secrets should be {env.*} or {file.*}
+// placeholders, which are expanded at provisioning and so never appear in the
+// adapted JSON ({$VAR} is expanded when the Caddyfile is adapted: avoid it for
+// secrets).
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		switch name {
+		case "forward", "require", "session_secret", "signing_key":
+		default:
+			if seen[name] {
+				return d.Errf("subdirective %s given more than once", name)
+			}
+		}
+		seen[name] = true
+
+		switch name {
+		case "client_id":
+			if err := oneArg(d, &h.ClientID); err != nil {
+				return err
+			}
+		case "client_secret":
+			if err := oneArg(d, &h.ClientSecret); err != nil {
+				return err
+			}
+		case "private_key":
+			if err := oneArg(d, &h.PrivateKey); err != nil {
+				return err
+			}
+		case "hostname":
+			if err := oneArg(d, &h.Hostname); err != nil {
+				return err
+			}
+			if _, err := sgid.Issuer(h.Hostname); err != nil {
+				return d.Errf("hostname: %v", err)
+			}
+		case "redirect_uri":
+			if err := oneArg(d, &h.RedirectURI); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(h.RedirectURI, "https://") && !strings.HasPrefix(h.RedirectURI, "http://") {
+				return d.Errf("redirect_uri %q must be an absolute http(s) URL", h.RedirectURI)
+			}
+		case "scope":
+			h.Scopes = d.RemainingArgs()
+			if len(h.Scopes) == 0 {
+				return d.ArgErr()
+			}
+			if err := sgid.CheckScopes(h.Scopes); err != nil {
+				return d.Errf("scope: %v", err)
+			}
+		case "forward":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			f := Forward{Field: args[0]}
+			if len(args) == 2 {
+				f.Header = args[1]
+			}
+			h.Forward = append(h.Forward, f)
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("require needs a field and at least one value")
+			}
+			h.Require = append(h.Require, Requirement{Field: args[0], Values: args[1:]})
+		case "anonymous":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Anonymous = true
+		case "session_secret":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.SessionSecrets = append(h.SessionSecrets, args...)
+		case "signing_key":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.SigningKeys = append(h.SigningKeys, args...)
+		case "signing_secret":
+			if err := oneArg(d, &h.SigningSecret); err != nil {
+				return err
+			}
+		case "audience":
+			if err := oneArg(d, &h.Audience); err != nil {
+				return err
+			}
+		case "cookie_name":
+			if err := oneArg(d, &h.CookieName); err != nil {
+				return err
+			}
+		case "session_lifetime":
+			if err := durationArg(d, &h.SessionLifetime); err != nil {
+				return err
+			}
+		case "idle_timeout":
+			if err := durationArg(d, &h.IdleTimeout); err != nil {
+				return err
+			}
+		case "assertion_lifetime":
+			if err := durationArg(d, &h.AssertionLifetime); err != nil {
+				return err
+			}
+		case "timeout":
+			if err := durationArg(d, &h.Timeout); err != nil {
+				return err
+			}
+		case "clock_skew":
+			if err := durationArg(d, &h.ClockSkew); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized subdirective %q", name)
+		}
+	}
+	if h.ClientID == "" {
+		return d.Err("client_id is required")
+	}
+	if h.ClientSecret == "" {
+		return d.Err("client_secret is required")
+	}
+	if h.PrivateKey == "" {
+		return d.Err("private_key is required")
+	}
+	if len(h.SigningKeys) > 0 && h.SigningSecret != "" {
+		return d.Err("signing_key and signing_secret are exclusive: choose ES256 or HS256")
+	}
+	if err := h.Validate(); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if *dst == "" {
+		return d.Errf("%s must not be empty", d.Val())
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: bad duration %q: %v", name, s, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s must be positive", name)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}

@@ -1,0 +1,208 @@
+package caddysgid
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+)
+
+// ServeHTTP strips client-supplied identity headers, serves the reserved
+// /.sgid/ endpoints, and lets a request with a valid session through with the
+// user's identity attached. Without a session a browser is sent to sgID, an API
+// client gets 401, and in anonymous mode the request passes without identity.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.strip(r.Header)
+	if strings.HasPrefix(r.URL.Path, reservedPrefix) {
+		return h.serveReserved(w, r)
+	}
+	e := h.lookup(r)
+	if e == nil {
+		if h.Anonymous {
+			return next.ServeHTTP(w, r)
+		}
+		return h.challenge(w, r)
+	}
+	if !h.admitted(e.data) {
+		h.logger.Info("request denied by require rules", zap.String("path", r.URL.Path))
+		return h.fail(w, r, failure{status: http.StatusForbidden, title: "Access denied",
+			message: "Your account does not meet the requirements for this site.", reason: "require"})
+	}
+	h.identify(r, e)
+	if h.codec.NeedsRefresh(e.data) {
+		h.refresh(w, r, e)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// strip deletes every header the gateway owns from the request: the X-Sgid-
+// prefix and each configured header, matched case-insensitively and with '_'
+// read as '-', as CGI-style upstreams do.
+func (h *Handler) strip(hdr http.Header) {
+	for name := range hdr {
+		if h.ownsHeader(name) {
+			delete(hdr, name)
+		}
+	}
+}
+
+func (h *Handler) ownsHeader(name string) bool {
+	if len(name) >= len(ownedPrefix) && strings.EqualFold(strings.ReplaceAll(name[:len(ownedPrefix)], "_", "-"), ownedPrefix) {
+		return true
+	}
+	return h.owned[normalizeHeader(name)]
+}
+
+// lookup finds the request's session: from the cache by cookie fingerprint, or by
+// decoding the cookie. Any failure is "no session".
+func (h *Handler) lookup(r *http.Request) *cacheEntry {
+	key, ok := h.codec.Fingerprint(r)
+	if !ok {
+		return nil
+	}
+	if e := h.cache.get(key); e != nil {
+		if h.codec.Check(e.data) != nil {
+			h.cache.remove(key)
+			return nil
+		}
+		return e
+	}
+	d, err := h.codec.Read(r)
+	if err != nil {
+		if c := h.logger.Check(zap.DebugLevel, "session cookie not accepted"); c != nil {
+			c.Write(zap.String("reason", err.Error()))
+		}
+		return nil
+	}
+	e := h.newEntry(d)
+	h.cache.put(key, e)
+	return e
+}
+
+func (h *Handler) newEntry(d *session.Data) *cacheEntry {
+	e := &cacheEntry{data: d, headers: make([]headerValue, 0, len(h.forward)+1)}
+	e.headers = append(e.headers, headerValue{name: subHeader, value: encodeHeaderValue(d.Sub), placeholder: "http.auth.user.id"})
+	for _, f := range h.forward {
+		v, ok := fieldValue(d, f.field)
+		if !ok {
+			continue
+		}
+		e.headers = append(e.headers, headerValue{name: f.header, value: encodeHeaderValue(v), placeholder: "http.auth.user." + f.field})
+	}
+	return e
+}
+
+func fieldValue(d *session.Data, field string) (string, bool) {
+	if field == "sub" {
+		return d.Sub, true
+	}
+	v, ok := d.Fields[field]
+	return v, ok
+}
+
+// admitted applies the require rules.
+func (h *Handler) admitted(d *session.Data) bool {
+	for _, req := range h.Require {
+		v, ok := fieldValue(d, req.Field)
+		if !ok || !slices.Contains(req.Values, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// identify attaches the identity: headers for the upstream, placeholders for the
+// rest of the Caddy config and the access log's user_id.
+func (h *Handler) identify(r *http.Request, e *cacheEntry) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	for _, hv := range e.headers {
+		r.Header[hv.name] = []string{hv.value}
+		if repl != nil {
+			repl.Set(hv.placeholder, hv.value)
+		}
+	}
+	if a := h.assertionFor(r, e); a != "" {
+		r.Header[assertionHeader] = []string{a}
+	}
+}
+
+// assertionFor returns the session's signed assertion for this host, re-signing
+// only when the cached one is past half its lifetime: signing costs more CPU
+// than proxying a request.
+func (h *Handler) assertionFor(r *http.Request, e *cacheEntry) string {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.assertion != "" && e.assertionFor == r.Host && now.Before(e.assertionExp.Add(-h.assertTTL/2)) {
+		return e.assertion
+	}
+	aud := h.Audience
+	if aud == "" {
+		aud = hostOnly(r.Host)
+	}
+	a, err := h.signer.assertion(e.data, h.forward, origin(r), aud, now, h.assertTTL)
+	if err != nil {
+		h.logger.Error("assertion not signed", zap.Error(err))
+		return ""
+	}
+	e.assertion, e.assertionFor, e.assertionExp = a, r.Host, now.Add(h.assertTTL)
+	return a
+}
+
+// refresh rewrites the session cookie to slide the idle window. The cached Data is
+// shared by concurrent requests, so the codec gets a copy.
+// The old cookie's cache entry stays until it expires or is evicted; the browser
+// now sends the new cookie, which gets an entry of its own.
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, e *cacheEntry) {
+	d := *e.data
+	if err := h.codec.Write(w, r, &d, isSecure(r)); err != nil {
+		h.logger.Warn("session not refreshed", zap.String("reason", err.Error()))
+	}
+}
+
+// encodeHeaderValue percent-encodes the bytes a header cannot carry exactly
+// (controls, non-ASCII) and '%' itself, so decoding always gives the exact value.
+func encodeHeaderValue(v string) string {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '%' {
+			n++
+		}
+	}
+	if n == 0 {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(v)+2*n)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c >= 0x7f || c == '%' {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func isSecure(r *http.Request) bool { return r.TLS != nil }
+
+func origin(r *http.Request) string {
+	if isSecure(r) {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+func hostOnly(hostport string) string {
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.Contains(hostport[i:], "]") {
+		return hostport[:i]
+	}
+	return hostport
+}

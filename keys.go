@@ -1,0 +1,138 @@
+package caddysgid
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// keyStore generates the gateway's own secrets once and keeps them in Caddy's
+// storage, so a reload or restart logs nobody out and every instance sharing
+// the storage (file system, Redis, Consul, S3...) shares the keys.
+type keyStore struct {
+	storage  certmagic.Storage
+	ctx      context.Context
+	clientID string
+}
+
+// prefix keeps each sgID client's keys apart, so two sites with different clients
+// on one Caddy do not share session keys. The client id is hashed: it is not a
+// secret, but storage keys are file names on some backends.
+func (k *keyStore) prefix() string {
+	sum := sha256.Sum256([]byte(k.clientID))
+	return "sgid/" + hex.EncodeToString(sum[:8]) + "/"
+}
+
+// loadOrCreate returns the value under name, making it with create the first
+// time. A storage lock makes instances that start together agree on one value.
+func (k *keyStore) loadOrCreate(name string, create func() ([]byte, error)) ([]byte, error) {
+	key := k.prefix() + name
+	if v, err := k.storage.Load(k.ctx, key); err == nil {
+		return v, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("loading %s: %w", key, err)
+	}
+	if err := k.storage.Lock(k.ctx, key+".lock"); err != nil {
+		return nil, fmt.Errorf("locking %s: %w", key, err)
+	}
+	defer k.storage.Unlock(context.WithoutCancel(k.ctx), key+".lock")
+	if v, err := k.storage.Load(k.ctx, key); err == nil {
+		return v, nil // another instance made it while this one waited
+	}
+	v, err := create()
+	if err != nil {
+		return nil, err
+	}
+	if err := k.storage.Store(k.ctx, key, v); err != nil {
+		return nil, fmt.Errorf("storing %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// sessionSecret is 32 random bytes, stored base64url-encoded.
+func (k *keyStore) sessionSecret() ([]byte, error) {
+	v, err := k.loadOrCreate("session.secret", func() ([]byte, error) {
+		return []byte(NewSessionSecret()), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := strings.TrimSpace(string(v))
+	if len(s) < 32 {
+		return nil, errors.New("the stored session secret is too short; delete it to have a new one made")
+	}
+	return []byte(s), nil
+}
+
+// signingKey is the ES256 assertion key, stored as PKCS#8 PEM.
+func (k *keyStore) signingKey() (*ecdsa.PrivateKey, error) {
+	v, err := k.loadOrCreate("assertion.key", func() ([]byte, error) {
+		pemText, err := NewSigningKeyPEM()
+		return []byte(pemText), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parseECKey(string(v))
+}
+
+// NewSessionSecret returns a random session secret: 32 bytes, base64url (43
+// characters).
+func NewSessionSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// NewSigningKeyPEM returns a new ECDSA P-256 private key as PKCS#8 PEM.
+func NewSigningKeyPEM() (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
+}
+
+// parseECKey reads a P-256 private key from PEM (PKCS#8 or SEC 1), with real or
+// escaped newlines. Errors never echo the key.
+func parseECKey(text string) (*ecdsa.PrivateKey, error) {
+	text = strings.TrimSpace(strings.ReplaceAll(text, `\n`, "\n"))
+	block, _ := pem.Decode([]byte(text))
+	if block == nil {
+		return nil, errors.New("signing_key is not PEM text")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("signing_key: a %q PEM block is not an EC private key", block.Type)
+	}
+	if err != nil {
+		return nil, errors.New("signing_key: the PEM block does not parse as a private key")
+	}
+	ec, ok := key.(*ecdsa.PrivateKey)
+	if !ok || ec.Curve != elliptic.P256() {
+		return nil, errors.New("signing_key must be an ECDSA P-256 key (ES256)")
+	}
+	return ec, nil
+}

@@ -1,0 +1,312 @@
+// Package caddysgid is a Caddy HTTP handler, http.handlers.sgid, that puts sgID
+// login in front of applications that know nothing about OpenID Connect. It runs
+// the sgID authorization-code flow, keeps the session in encrypted cookies, and
+// hands the upstream the user's pairwise sub and chosen myinfo fields as headers
+// plus one signed assertion. This package is the Caddy glue; the protocol lives
+// in ./sgid and the cookie codec in ./session.
+package caddysgid
+
+import (
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+	"github.com/sgidproxy/caddy-sgid/sgid"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler logs users in with sgID and passes their identity to the next handler.
+type Handler struct {
+	// ClientID is the sgID client id. Required. Use {env.*} or {file.*} placeholders
+	// to keep it out of the config.
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret is the sgID client secret. Required; give it as an {env.*} or
+	// {file.*} placeholder so it never appears in the config.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// PrivateKey is the client's RSA private key, PEM text (PKCS#8 or PKCS#1, real
+	// or `\n`-escaped newlines), normally {file./path} or {env.VAR}. Required.
+	PrivateKey string `json:"private_key,omitempty"`
+	// Hostname is sgID's base URL. Default: https://api.id.gov.sg.
+	Hostname string `json:"hostname,omitempty"`
+	// RedirectURI is the callback URL registered with sgID. Default: the request's
+	// scheme and host + /.sgid/callback.
+	RedirectURI string `json:"redirect_uri,omitempty"`
+	// Scopes requested from sgID; must include openid. Default: openid myinfo.name.
+	Scopes []string `json:"scopes,omitempty"`
+	// Forward lists the fields passed upstream, each as a header. X-Sgid-Sub always
+	// carries the sub. Default: none.
+	Forward []Forward `json:"forward,omitempty"`
+	// Require lists rules a session must meet, or the request gets 403. Default: none.
+	Require []Requirement `json:"require,omitempty"`
+	// Anonymous lets requests without a session through, with no identity
+	// headers, instead of starting a login. Default: false.
+	Anonymous bool `json:"anonymous,omitempty"`
+	// SessionSecrets encrypt and authenticate the cookies, each at least 32
+	// characters; the first encrypts, every one decrypts (rotation). Default: a
+	// random secret generated once and kept in Caddy's storage.
+	SessionSecrets []string `json:"session_secrets,omitempty"`
+	// SessionLifetime is the absolute session lifetime. Default: 12h.
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+	// IdleTimeout ends a session unused for this long. Default: 30m (or the
+	// lifetime, if shorter).
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// CookieName is the session cookie's base name; on HTTPS it gets the __Host-
+	// prefix. Default: sgid_session.
+	CookieName string `json:"cookie_name,omitempty"`
+	// SigningKeys are ECDSA P-256 private keys, PEM: the first signs the assertion
+	// (ES256); every one's public key is served at /.sgid/jwks.json, so an old key
+	// can stay published while upstreams pick up a new one. Default: a key
+	// generated once and kept in Caddy's storage.
+	SigningKeys []string `json:"signing_keys,omitempty"`
+	// SigningSecret switches the assertion to HS256 with this shared secret (at
+	// least 32 characters), for upstreams that cannot fetch keys. Default: unset.
+	SigningSecret string `json:"signing_secret,omitempty"`
+	// Audience is the assertion's aud claim. Default: the request's host.
+	Audience string `json:"audience,omitempty"`
+	// AssertionLifetime is how long an assertion is valid. Default: 5m.
+	AssertionLifetime caddy.Duration `json:"assertion_lifetime,omitempty"`
+	// Timeout bounds each call to sgID. Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// ClockSkew is the tolerance on ID token times. Default: 60s.
+	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+
+	client    *sgid.Client
+	codec     *session.Codec
+	signer    *signer
+	cache     *sessionCache
+	forward   []forwardRule
+	owned     map[string]bool // header names the gateway owns, canonical with '-'
+	logger    *zap.Logger
+	redirect  string
+	lifetime  time.Duration
+	idle      time.Duration
+	assertTTL time.Duration
+}
+
+// Forward passes one field to the upstream as a header.
+type Forward struct {
+	// Field is a scope name, e.g. myinfo.name, or "sub".
+	Field string `json:"field"`
+	// Header is the header name. Default: X-Sgid- + the field in title case with
+	// dots and underscores as dashes (myinfo.name: X-Sgid-Myinfo-Name).
+	Header string `json:"header,omitempty"`
+}
+
+// Requirement admits a session only if Field has one of Values.
+type Requirement struct {
+	// Field is a scope name, e.g. myinfo.is_age_above_18.
+	Field string `json:"field"`
+	// Values are the accepted values, compared exactly.
+	Values []string `json:"values"`
+}
+
+type forwardRule struct {
+	field, header string
+}
+
+const (
+	defaultLifetime     = 12 * time.Hour
+	defaultIdle         = 30 * time.Minute
+	defaultAssertionTTL = 5 * time.Minute
+	subHeader           = "X-Sgid-Sub"
+	assertionHeader     = "X-Sgid-Assertion"
+	ownedPrefix         = "x-sgid-"
+	reservedPrefix      = "/.sgid/"
+)
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.sgid",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision expands placeholders, parses keys and prepares the handler. It makes
+// no call to sgID, so Caddy starts and reloads while sgID is unreachable.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	expand := func(name, v string) (string, error) {
+		out, err := repl.ReplaceOrErr(v, true, true)
+		if err != nil {
+			// The error names the placeholder, never its value.
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+		return out, nil
+	}
+	clientID, err := expand("client_id", h.ClientID)
+	if err != nil {
+		return err
+	}
+	secret, err := expand("client_secret", h.ClientSecret)
+	if err != nil {
+		return err
+	}
+	key, err := expand("private_key", h.PrivateKey)
+	if err != nil {
+		return err
+	}
+	h.lifetime = durationOr(h.SessionLifetime, defaultLifetime)
+	h.idle = durationOr(h.IdleTimeout, min(defaultIdle, h.lifetime))
+	h.assertTTL = durationOr(h.AssertionLifetime, defaultAssertionTTL)
+	h.redirect = h.RedirectURI
+
+	h.client, err = sgid.New(sgid.Config{
+		ClientID:     clientID,
+		ClientSecret: secret,
+		PrivateKey:   key,
+		Hostname:     h.Hostname,
+		RedirectURI:  h.RedirectURI,
+		Scopes:       h.Scopes,
+		Timeout:      time.Duration(h.Timeout),
+		ClockSkew:    time.Duration(h.ClockSkew),
+	})
+	if err != nil {
+		return fmt.Errorf("sgid client: %w", err)
+	}
+
+	keys := &keyStore{storage: ctx.Storage(), ctx: ctx, clientID: clientID}
+	secrets, err := h.sessionSecrets(expand, keys)
+	if err != nil {
+		return err
+	}
+	h.codec, err = session.New(session.Config{
+		Name:        h.CookieName,
+		Secrets:     secrets,
+		Lifetime:    h.lifetime,
+		IdleTimeout: h.idle,
+	})
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	h.signer, err = h.newSigner(expand, keys)
+	if err != nil {
+		return err
+	}
+	h.buildForwarding()
+	h.cache = newSessionCache(defaultCacheSize)
+	return nil
+}
+
+func (h *Handler) sessionSecrets(expand func(string, string) (string, error), keys *keyStore) ([][]byte, error) {
+	if len(h.SessionSecrets) == 0 {
+		secret, err := keys.sessionSecret()
+		if err != nil {
+			return nil, fmt.Errorf("session secret from storage: %w", err)
+		}
+		return [][]byte{secret}, nil
+	}
+	var out [][]byte
+	for i, s := range h.SessionSecrets {
+		v, err := expand(fmt.Sprintf("session_secret #%d", i+1), s)
+		if err != nil {
+			return nil, err
+		}
+		if len(v) < 32 {
+			return nil, fmt.Errorf("session_secret #%d is %d characters; it must be at least 32 (caddy sgid-keygen makes one)", i+1, len(v))
+		}
+		out = append(out, []byte(v))
+	}
+	return out, nil
+}
+
+// buildForwarding fixes the header for each forwarded field and the set of header
+// names the gateway owns, which are stripped from every client request.
+func (h *Handler) buildForwarding() {
+	h.owned = map[string]bool{normalizeHeader(subHeader): true, normalizeHeader(assertionHeader): true}
+	h.forward = h.forward[:0]
+	for _, f := range h.Forward {
+		header := f.Header
+		if header == "" {
+			header = DefaultHeader(f.Field)
+		}
+		h.forward = append(h.forward, forwardRule{field: f.Field, header: textproto.CanonicalMIMEHeaderKey(header)})
+		h.owned[normalizeHeader(header)] = true
+	}
+}
+
+// DefaultHeader is the header a forwarded field gets when none is named:
+// X-Sgid- + the field with dots and underscores as dashes, in title case.
+func DefaultHeader(field string) string {
+	name := strings.NewReplacer(".", "-", "_", "-").Replace(field)
+	return textproto.CanonicalMIMEHeaderKey("X-Sgid-" + name)
+}
+
+// normalizeHeader reads a header name the way CGI, PHP-FPM and friends do:
+// case-insensitive, with '_' and '-' the same.
+func normalizeHeader(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.ClientID == "" {
+		return errors.New("client_id is required")
+	}
+	if h.ClientSecret == "" {
+		return errors.New("client_secret is required")
+	}
+	if h.PrivateKey == "" {
+		return errors.New("private_key is required")
+	}
+	if len(h.SigningKeys) > 0 && h.SigningSecret != "" {
+		return errors.New("signing_key and signing_secret are exclusive: choose ES256 or HS256")
+	}
+	seen := map[string]string{}
+	for _, f := range h.Forward {
+		if f.Field == "" {
+			return errors.New("forward: a field is required")
+		}
+		header := f.Header
+		if header == "" {
+			header = DefaultHeader(f.Field)
+		}
+		n := normalizeHeader(header)
+		if prev, dup := seen[n]; dup {
+			return fmt.Errorf("forward: header %s is used for both %s and %s", header, prev, f.Field)
+		}
+		if n == normalizeHeader(subHeader) || n == normalizeHeader(assertionHeader) {
+			return fmt.Errorf("forward: header %s is reserved", header)
+		}
+		seen[n] = f.Field
+	}
+	for _, r := range h.Require {
+		if r.Field == "" || len(r.Values) == 0 {
+			return errors.New("require: a field and at least one value are required")
+		}
+	}
+	if h.SessionLifetime < 0 || h.IdleTimeout < 0 || h.AssertionLifetime < 0 || h.Timeout < 0 || h.ClockSkew < 0 {
+		return errors.New("durations must not be negative")
+	}
+	if h.IdleTimeout > 0 && h.SessionLifetime > 0 && h.IdleTimeout > h.SessionLifetime {
+		return fmt.Errorf("idle_timeout %s is longer than session_lifetime %s", time.Duration(h.IdleTimeout), time.Duration(h.SessionLifetime))
+	}
+	return nil
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return def
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)
