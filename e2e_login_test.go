@@ -1,0 +1,221 @@
+package caddysgid_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
+)
+
+func TestLoginForwardsIdentityHeadersAndAVerifiableAssertion(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	b := g.newBrowser()
+	s := g.login(b, "/app/page?x=1&y=two%20words")
+
+	if s.Path != "/app/page?x=1&y=two%20words" {
+		t.Errorf("upstream got %q after login, want the original URL with its query", s.Path)
+	}
+	persona := sgidtest.Personas()[0]
+	wantSub := sgidtest.PairwiseSub(g.sgid.ClientID(), persona.ID)
+	if got := s.header("X-Sgid-Sub"); got != wantSub {
+		t.Errorf("X-Sgid-Sub = %q, want %q", got, wantSub)
+	}
+	if got, err := url.PathUnescape(s.header("X-Sgid-Myinfo-Name")); err != nil || got != persona.Data["myinfo.name"] {
+		t.Errorf("X-Sgid-Myinfo-Name decodes to %q, want %q", got, persona.Data["myinfo.name"])
+	}
+	if got, _ := url.PathUnescape(s.header("X-Email")); got != persona.Data["myinfo.email"] {
+		t.Errorf("X-Email = %q, want %q", got, persona.Data["myinfo.email"])
+	}
+	if s.hasHeader("X-Sgid-Myinfo-Is-Age-Above-18") {
+		t.Error("a field that is not forwarded reached the upstream")
+	}
+
+	// The assertion verifies against the gateway's published keys.
+	resp, body := b.api(http.MethodGet, g.base+"/.sgid/jwks.json")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("jwks: %d", resp.StatusCode)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("jwks does not parse: %v", err)
+	}
+	tok, err := jwt.ParseSigned(s.header("X-Sgid-Assertion"), []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("assertion: %v", err)
+	}
+	keys := set.Key(tok.Headers[0].KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("assertion kid %q not in the JWKS", tok.Headers[0].KeyID)
+	}
+	var std jwt.Claims
+	var fields map[string]any
+	if err := tok.Claims(keys[0].Key, &std, &fields); err != nil {
+		t.Fatalf("assertion does not verify: %v", err)
+	}
+	if err := std.Validate(jwt.Expected{Issuer: g.base, AnyAudience: jwt.Audience{"127.0.0.1"}, Subject: wantSub}); err != nil {
+		t.Errorf("assertion claims: %v", err)
+	}
+	if fields["myinfo.name"] != persona.Data["myinfo.name"] {
+		t.Errorf("assertion myinfo.name = %v", fields["myinfo.name"])
+	}
+	if _, ok := fields["myinfo.is_age_above_18"]; ok {
+		t.Error("assertion carries a field that is not forwarded")
+	}
+
+	// A second request rides the session: no new login at sgID.
+	before := g.sgid.Requests(sgidtest.EndpointToken)
+	s2 := g.login(b, "/other")
+	if g.sgid.Requests(sgidtest.EndpointToken) != before || s2.header("X-Sgid-Sub") != wantSub {
+		t.Error("the second request did not use the session")
+	}
+}
+
+func TestUnauthenticatedBrowserIsRedirectedAndAPIGets401(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	b := g.newBrowser().noFollow()
+
+	resp, _ := b.get(g.base + "/app?q=1")
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("browser navigation: %d, want 302", resp.StatusCode)
+	}
+	loc := mustURL(t, resp.Header.Get("Location"))
+	if !strings.HasPrefix(loc.String(), g.sgid.Issuer()+"/oauth/authorize?") {
+		t.Fatalf("redirected to %s, not sgID's authorize endpoint", loc)
+	}
+	if loc.Query().Get("redirect_uri") != g.base+"/.sgid/callback" {
+		t.Errorf("redirect_uri = %q", loc.Query().Get("redirect_uri"))
+	}
+
+	for _, tc := range []struct {
+		name, method string
+		headers      []string
+	}{
+		{"fetch GET", http.MethodGet, []string{"Sec-Fetch-Mode: cors"}},
+		{"xhr GET", http.MethodGet, []string{"X-Requested-With: XMLHttpRequest", "Accept: text/html"}},
+		{"POST", http.MethodPost, nil},
+		{"plain API GET", http.MethodGet, nil},
+	} {
+		resp, body := b.api(tc.method, g.base+"/api/items?page=2", tc.headers...)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", tc.name, resp.StatusCode)
+			continue
+		}
+		var out map[string]string
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Errorf("%s: body is not JSON: %.200s", tc.name, body)
+			continue
+		}
+		if out["login_url"] != "/.sgid/login?return_to=%2Fapi%2Fitems%3Fpage%3D2" {
+			t.Errorf("%s: login_url = %q", tc.name, out["login_url"])
+		}
+	}
+}
+
+func TestSeveralTabsLoggingInAtOnceAllSucceed(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	b := g.newBrowser()
+	nf := b.noFollow()
+	// Three tabs start a login each before any finishes.
+	var authURLs []string
+	for _, path := range []string{"/tab1", "/tab2", "/tab3"} {
+		resp, _ := nf.get(g.base + path)
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		authURLs = append(authURLs, resp.Header.Get("Location"))
+	}
+	// They finish in reverse order; every one lands where it started.
+	for i := len(authURLs) - 1; i >= 0; i-- {
+		resp, body := b.get(authURLs[i])
+		s := upstreamSaw(t, resp, body)
+		if want := []string{"/tab1", "/tab2", "/tab3"}[i]; s.Path != want {
+			t.Errorf("tab %d landed on %q, want %q", i+1, s.Path, want)
+		}
+		if s.header("X-Sgid-Sub") == "" {
+			t.Errorf("tab %d: no identity", i+1)
+		}
+	}
+}
+
+func TestPostLoginTargetsAreSameOriginOnly(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	for _, target := range []string{
+		"//evil.example/x", "/\\evil.example", "https://evil.example/", "http:evil.example",
+		"/%0d%0aLocation:%20https://evil.example", "javascript:alert(1)", "/.sgid/login",
+	} {
+		b := g.newBrowser()
+		resp, body := b.get(g.base + "/.sgid/login?return_to=" + url.QueryEscape(target))
+		s := upstreamSaw(t, resp, body)
+		if resp.Request.URL.Host != mustURL(t, g.base).Host {
+			t.Errorf("return_to %q took the browser to %s", target, resp.Request.URL)
+		}
+		if s.Path != "/" && !strings.HasPrefix(s.Path, "/%0d%0a") && !strings.HasPrefix(s.Path, "/%0D%0A") {
+			t.Errorf("return_to %q landed on %q, want /", target, s.Path)
+		}
+	}
+	b := g.newBrowser()
+	s := g.login(b, "/.sgid/login?return_to="+url.QueryEscape("/deep/link?a=1&b=2"))
+	if s.Path != "/deep/link?a=1&b=2" {
+		t.Errorf("a same-origin return_to landed on %q", s.Path)
+	}
+}
+
+func TestLogoutEndsTheSession(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	b := g.newBrowser()
+	g.login(b, "/")
+	resp, _ := b.api(http.MethodGet, g.base+"/api")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("before logout: %d", resp.StatusCode)
+	}
+	resp, body := b.get(g.base + "/.sgid/logout")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "logged out") {
+		t.Fatalf("logout: %d %.200s", resp.StatusCode, body)
+	}
+	resp, _ = b.api(http.MethodGet, g.base+"/api")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after logout: %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestRequireRulesDenyWith403(t *testing.T) {
+	g := newGateway(t, gatewayOptions{directives: "require myinfo.is_age_above_18 false"})
+	b := g.newBrowser()
+	resp, body := b.get(g.base + "/adults-only")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403; %.200s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, sgidtest.Personas()[0].Data["myinfo.name"]) {
+		t.Fatal("the 403 page shows personal data")
+	}
+	g2 := newGateway(t, gatewayOptions{directives: "require myinfo.is_age_above_18 true"})
+	g2.login(g2.newBrowser(), "/adults-only")
+}
+
+func TestUserinfoEndpointServesTheForwardedFields(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	b := g.newBrowser()
+	resp, _ := b.api(http.MethodGet, g.base+"/.sgid/userinfo")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without a session: %d, want 401", resp.StatusCode)
+	}
+	g.login(b, "/")
+	resp, body := b.api(http.MethodGet, g.base+"/.sgid/userinfo")
+	var out map[string]string
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &out) != nil {
+		t.Fatalf("userinfo: %d %.200s", resp.StatusCode, body)
+	}
+	p := sgidtest.Personas()[0]
+	if out["myinfo.name"] != p.Data["myinfo.name"] || out["sub"] == "" {
+		t.Errorf("userinfo = %v", out)
+	}
+	if _, ok := out["myinfo.is_age_above_18"]; ok {
+		t.Error("userinfo carries a field that is not forwarded")
+	}
+}
