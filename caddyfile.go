@@ -1,7 +1,7 @@
 package caddysgid
 
 import (
-	"strings"
+	"net/url"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -92,7 +92,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.RedirectURI); err != nil {
 				return err
 			}
-			if !strings.HasPrefix(h.RedirectURI, "https://") && !strings.HasPrefix(h.RedirectURI, "http://") {
+			if u, err := url.Parse(h.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				return d.Errf("redirect_uri %q must be an absolute http(s) URL", h.RedirectURI)
 			}
 		case "scope":
@@ -111,6 +111,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			f := Forward{Field: args[0]}
 			if len(args) == 2 {
 				f.Header = args[1]
+			}
+			if err := f.check(); err != nil {
+				return d.Errf("forward: %v", err)
 			}
 			h.Forward = append(h.Forward, f)
 		case "require":
@@ -191,6 +194,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
@@ -199,7 +203,7 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 		return d.ArgErr()
 	}
 	if *dst == "" {
-		return d.Errf("%s must not be empty", d.Val())
+		return d.Errf("%s must not be empty", name)
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func TestLargeFieldIsChunkedAndNoHeaderPasses8KB(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	g := newGateway(t, gatewayOptions{sgid: srv, scope: "openid myinfo.name myinfo.children_birth_records",
+	g := newGateway(t, gatewayOptions{sgid: srv, scope: "openid myinfo.name myinfo.email myinfo.children_birth_records",
 		directives: "forward myinfo.children_birth_records X-Children"})
 	b := g.newBrowser()
 	var biggest int

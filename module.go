@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,7 +190,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		IdleTimeout: h.idle,
 	})
 	if err != nil {
-		return fmt.Errorf("session: %w", err)
+		return err // the session package's errors say "session: ..."
 	}
 	h.signer, err = h.newSigner(expand, keys)
 	if err != nil {
@@ -250,7 +251,9 @@ func normalizeHeader(name string) string {
 	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration: everything that can be known without
+// expanding placeholders, so that mistakes fail `caddy adapt` and `caddy
+// validate` with the subdirective named.
 func (h *Handler) Validate() error {
 	if h.ClientID == "" {
 		return errors.New("client_id is required")
@@ -264,10 +267,21 @@ func (h *Handler) Validate() error {
 	if len(h.SigningKeys) > 0 && h.SigningSecret != "" {
 		return errors.New("signing_key and signing_secret are exclusive: choose ES256 or HS256")
 	}
+	scopes := h.Scopes
+	if len(scopes) == 0 {
+		scopes = sgid.DefaultScopes
+	}
+	if err := sgid.CheckScopes(scopes); err != nil {
+		return fmt.Errorf("scope: %w", err)
+	}
+	inScope := func(field string) bool { return field == "sub" || slices.Contains(scopes, field) }
 	seen := map[string]string{}
 	for _, f := range h.Forward {
-		if f.Field == "" {
-			return errors.New("forward: a field is required")
+		if err := f.check(); err != nil {
+			return fmt.Errorf("forward: %w", err)
+		}
+		if !inScope(f.Field) {
+			return fmt.Errorf("forward %s: the field is not requested: add it to scope", f.Field)
 		}
 		header := f.Header
 		if header == "" {
@@ -277,23 +291,92 @@ func (h *Handler) Validate() error {
 		if prev, dup := seen[n]; dup {
 			return fmt.Errorf("forward: header %s is used for both %s and %s", header, prev, f.Field)
 		}
-		if n == normalizeHeader(subHeader) || n == normalizeHeader(assertionHeader) {
-			return fmt.Errorf("forward: header %s is reserved", header)
-		}
 		seen[n] = f.Field
 	}
 	for _, r := range h.Require {
 		if r.Field == "" || len(r.Values) == 0 {
 			return errors.New("require: a field and at least one value are required")
 		}
+		if !inScope(r.Field) {
+			return fmt.Errorf("require %s: the field is not requested, so no one would pass: add it to scope", r.Field)
+		}
 	}
 	if h.SessionLifetime < 0 || h.IdleTimeout < 0 || h.AssertionLifetime < 0 || h.Timeout < 0 || h.ClockSkew < 0 {
 		return errors.New("durations must not be negative")
 	}
-	if h.IdleTimeout > 0 && h.SessionLifetime > 0 && h.IdleTimeout > h.SessionLifetime {
-		return fmt.Errorf("idle_timeout %s is longer than session_lifetime %s", time.Duration(h.IdleTimeout), time.Duration(h.SessionLifetime))
+	for name, d := range map[string]caddy.Duration{"session_lifetime": h.SessionLifetime, "idle_timeout": h.IdleTimeout, "assertion_lifetime": h.AssertionLifetime} {
+		if d != 0 && time.Duration(d) < time.Second {
+			return fmt.Errorf("%s must be at least 1s", name)
+		}
+	}
+	if h.ClockSkew > caddy.Duration(10*time.Minute) {
+		return errors.New("clock_skew must be at most 10m")
+	}
+	lifetime := durationOr(h.SessionLifetime, defaultLifetime)
+	if h.IdleTimeout > 0 && time.Duration(h.IdleTimeout) > lifetime {
+		return fmt.Errorf("idle_timeout %s is longer than the session lifetime %s", time.Duration(h.IdleTimeout), lifetime)
+	}
+	if h.CookieName != "" && !validCookieName(h.CookieName) {
+		return fmt.Errorf("cookie_name %q: use letters, digits, '-' and '_' (at most 64), not starting with __", h.CookieName)
+	}
+	for i, s := range h.SessionSecrets {
+		if !strings.Contains(s, "{") && len(s) < 32 {
+			return fmt.Errorf("session_secret #%d is %d characters; it must be at least 32", i+1, len(s))
+		}
+	}
+	if h.SigningSecret != "" && !strings.Contains(h.SigningSecret, "{") && len(h.SigningSecret) < 32 {
+		return fmt.Errorf("signing_secret is %d characters; it must be at least 32", len(h.SigningSecret))
 	}
 	return nil
+}
+
+// check tells a field and header that can work from one that cannot.
+func (f Forward) check() error {
+	if f.Field == "" {
+		return errors.New("a field is required")
+	}
+	header := f.Header
+	if header == "" {
+		if f.Field == "sub" {
+			return errors.New("sub is always sent as X-Sgid-Sub; name another header to copy it to")
+		}
+		header = DefaultHeader(f.Field)
+	}
+	if !validHeaderName(header) {
+		return fmt.Errorf("%q is not a valid header name", header)
+	}
+	n := normalizeHeader(header)
+	if n == normalizeHeader(subHeader) || n == normalizeHeader(assertionHeader) {
+		return fmt.Errorf("header %s is reserved", header)
+	}
+	return nil
+}
+
+// validHeaderName is RFC 9110's token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func validCookieName(s string) bool {
+	if len(s) > 64 || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {
