@@ -175,18 +175,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized subdirective %q", name)
 		}
 	}
-	if h.ClientID == "" {
-		return d.Err("client_id is required")
-	}
-	if h.ClientSecret == "" {
-		return d.Err("client_secret is required")
-	}
-	if h.PrivateKey == "" {
-		return d.Err("private_key is required")
-	}
-	if len(h.SigningKeys) > 0 && h.SigningSecret != "" {
-		return d.Err("signing_key and signing_secret are exclusive: choose ES256 or HS256")
-	}
+	// Validate is Caddy's check too; running it here puts the Caddyfile line in
+	// the message.
 	if err := h.Validate(); err != nil {
 		return d.Err(err.Error())
 	}
