@@ -46,7 +46,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		clock_skew         <duration>           # ID token time tolerance; default 60s
 //	}
 //
-// Fields are scope names (myinfo.name) or sub. X-Sgid-Sub always carries the sub
+// Fields are scope names (myinfo.name) or sub; a field that is forwarded or
+// required must be in scope. Durations are at least 1s. X-Sgid-Sub always carries the sub
 // and X-Sgid-Assertion the signed JWT. Secrets should be {env.*} or {file.*}
 // placeholders, which are expanded at provisioning and so never appear in the
 // adapted JSON ({$VAR} is expanded when the Caddyfile is adapted: avoid it for

@@ -52,16 +52,8 @@ func (c *Client) Exchange(ctx context.Context, code string, req *AuthRequest) (*
 		return nil, &UnavailableError{Endpoint: endpoint, Err: err}
 	}
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	hreq.Header.Set("Accept", "application/json")
-	resp, body, err := c.do(ctx, endpoint, hreq, maxTokenBody)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, oauthFailure(endpoint, resp.StatusCode, body)
-	}
 	var tr tokenResponse
-	if err := decodeJSON(endpoint, body, &tr); err != nil {
+	if err := c.callJSON(ctx, endpoint, hreq, maxTokenBody, &tr); err != nil {
 		return nil, err
 	}
 	if tr.AccessToken == "" || tr.IDToken == "" {
@@ -71,6 +63,20 @@ func (c *Client) Exchange(ctx context.Context, code string, req *AuthRequest) (*
 		return nil, &ResponseError{Endpoint: endpoint, Reason: fmt.Sprintf("token_type %q is not Bearer", sanitize(tr.TokenType))}
 	}
 	return c.verifyIDToken(ctx, tr.IDToken, req.Nonce, tr.AccessToken)
+}
+
+// callJSON sends an API request to sgID and decodes its 200 JSON answer into v;
+// any other status is read as an OAuth error response.
+func (c *Client) callJSON(ctx context.Context, endpoint string, req *http.Request, limit int64, v any) error {
+	req.Header.Set("Accept", "application/json")
+	resp, body, err := c.do(ctx, endpoint, req, limit)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return oauthFailure(endpoint, resp.StatusCode, body)
+	}
+	return decodeJSON(endpoint, body, v)
 }
 
 // oauthFailure reads a non-200 answer: an OAuth error body when there is one.

@@ -66,16 +66,8 @@ func (c *Client) UserInfo(ctx context.Context, tok *Tokens) (*Identity, error) {
 		return nil, &UnavailableError{Endpoint: endpoint, Err: err}
 	}
 	hreq.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	hreq.Header.Set("Accept", "application/json")
-	resp, body, err := c.do(ctx, endpoint, hreq, maxUserInfoBody)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, oauthFailure(endpoint, resp.StatusCode, body)
-	}
 	var ur userInfoResponse
-	if err := decodeJSON(endpoint, body, &ur); err != nil {
+	if err := c.callJSON(ctx, endpoint, hreq, maxUserInfoBody, &ur); err != nil {
 		return nil, err
 	}
 	if ur.Sub == "" {
