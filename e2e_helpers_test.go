@@ -1,6 +1,7 @@
 package caddysgid_test
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -95,6 +96,7 @@ type gatewayOptions struct {
 	httpPort     int
 	noSgIDBlock  bool
 	sgidBlockRaw string // replaces the generated sgid block
+	https        bool   // serve the site over HTTPS with Caddy's internal CA
 }
 
 func newGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -121,7 +123,12 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	if port == 0 {
 		port = freePort(t)
 	}
+	httpsPort := freePort(t)
 	g.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	tlsLine := ""
+	if o.https {
+		g.base, tlsLine = fmt.Sprintf("https://127.0.0.1:%d", httpsPort), "tls internal"
+	}
 	t.Setenv("SGIDTEST_CLIENT_ID", g.sgid.ClientID())
 	t.Setenv("SGIDTEST_CLIENT_SECRET", g.sgid.ClientSecret())
 	t.Setenv("SGIDTEST_PRIVATE_KEY", sgidtest.EncodePKCS8(g.sgid.ClientKey()))
@@ -154,13 +161,17 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 %s {
 	%s
 	%s
+	%s
 	reverse_proxy %s
 }
-`, adminPort, port, freePort(t), g.storage, o.globalExtra, g.base, block, o.siteExtra, g.upstream.URL)
+`, adminPort, port, httpsPort, g.storage, o.globalExtra, g.base, tlsLine, block, o.siteExtra, g.upstream.URL)
 	g.tester = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
 		AdminPort: adminPort, LoadRequestTimeout: 10 * time.Second, TestRequestTimeout: 20 * time.Second,
 	})
 	g.tester.InitServer(cfg, "caddyfile")
+	if o.https {
+		g.waitForCertificate()
+	}
 	return g
 }
 
@@ -175,7 +186,12 @@ func (g *gateway) newBrowser() *browser {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	return &browser{t: g.t, client: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	if strings.HasPrefix(g.base, "https:") {
+		// Caddy's internal CA is not in the system pool.
+		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	return &browser{t: g.t, client: c}
 }
 
 // noFollow returns a copy of b that does not follow redirects (sharing cookies).
@@ -274,4 +290,23 @@ func atoi(t testing.TB, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// waitForCertificate waits until Caddy's internal CA has issued the site's
+// certificate, which happens in the background after a config loads.
+func (g *gateway) waitForCertificate() {
+	g.t.Helper()
+	addr := mustURL(g.t, g.base).Host
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("no certificate for %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

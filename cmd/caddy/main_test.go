@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The test binary doubles as the caddy command: run with CADDY_SGID_RUN_MAIN set,
+// it is main() with the same modules linked in as a `go build ./cmd/caddy`.
+func TestMain(m *testing.M) {
+	if os.Getenv("CADDY_SGID_RUN_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runCaddy(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "CADDY_SGID_RUN_MAIN=1", "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("caddy %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestListModulesShowsTheSgidHandler(t *testing.T) {
+	out := runCaddy(t, "list-modules")
+	lines := strings.Split(out, "\n")
+	var found, standard bool
+	for _, l := range lines {
+		found = found || strings.TrimSpace(l) == "http.handlers.sgid"
+		standard = standard || strings.TrimSpace(l) == "http.handlers.reverse_proxy"
+	}
+	if !found {
+		t.Errorf("list-modules does not show http.handlers.sgid:\n%s", out)
+	}
+	if !standard {
+		t.Errorf("list-modules does not show the standard modules (http.handlers.reverse_proxy):\n%s", out)
+	}
+}
