@@ -43,3 +43,13 @@ func TestListModulesShowsTheSgidHandler(t *testing.T) {
 		t.Errorf("list-modules does not show the standard modules (http.handlers.reverse_proxy):\n%s", out)
 	}
 }
+
+func TestCaddyfileExampleAdapts(t *testing.T) {
+	out := runCaddy(t, "adapt", "--config", "../../Caddyfile.example", "--adapter", "caddyfile")
+	if !strings.Contains(out, `"handler":"sgid"`) {
+		t.Errorf("the adapted Caddyfile.example has no sgid handler:\n%s", out)
+	}
+	if strings.Contains(out, "WARN") {
+		t.Errorf("caddy adapt warns about Caddyfile.example:\n%s", out)
+	}
+}
