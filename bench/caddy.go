@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// caddyProc is one Caddy process under measurement.
+type caddyProc struct {
+	cmd *exec.Cmd
+	pid int
+}
+
+// site is one site block: its address and its handlers.
+type site struct {
+	addr string // 127.0.0.1:port
+	body string
+}
+
+// startCaddy writes a Caddyfile for the sites and runs `caddy run` on it,
+// waiting until every site accepts connections.
+func startCaddy(bin, dir, name string, sites []site, env []string) (*caddyProc, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n\tstorage file_system %s\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", filepath.Join(dir, name+"-storage"))
+	for _, s := range sites {
+		fmt.Fprintf(&b, "http://%s {\n%s\n}\n", s.addr, s.body)
+	}
+	path := filepath.Join(dir, name+".caddyfile")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	p := &caddyProc{cmd: cmd, pid: cmd.Process.Pid}
+	for _, s := range sites {
+		if err := waitListening(s.addr, 20*time.Second); err != nil {
+			p.stop()
+			return nil, fmt.Errorf("caddy (%s) did not start: %w; see %s", name, err, logf.Name())
+		}
+	}
+	return p, nil
+}
+
+func (p *caddyProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func waitListening(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeAddr asks the OS for a free loopback port.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

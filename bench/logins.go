@@ -1,0 +1,166 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+)
+
+// login runs one whole login through the gateway against the fake sgID, the
+// redirect chain a browser follows, and returns the session's Cookie header.
+func login(siteURL string) (cookie string, took time.Duration, err error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	took = time.Since(start)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) == "" {
+		return "", took, fmt.Errorf("login ended with %d and no identity at the upstream", resp.StatusCode)
+	}
+	u, _ := url.Parse(siteURL)
+	var parts []string
+	for _, ck := range jar.Cookies(u) {
+		parts = append(parts, ck.Name+"="+ck.Value)
+	}
+	return strings.Join(parts, "; "), took, nil
+}
+
+type loginFigures struct {
+	median     time.Duration
+	cpuPerOp   time.Duration
+	rsaDecrypt time.Duration
+}
+
+// measureLogins times n logins one after another, and takes the gateway's CPU
+// over cpuN of them: /proc counts CPU in 10 ms ticks, so a per-login figure
+// needs a few hundred.
+func measureLogins(pid int, siteURL string, n, cpuN int, key *rsa.PrivateKey) (loginFigures, error) {
+	var f loginFigures
+	before, err := cpuTime(pid)
+	if err != nil {
+		return f, err
+	}
+	var times []time.Duration
+	for range max(n, cpuN) {
+		_, took, err := login(siteURL)
+		if err != nil {
+			return f, err
+		}
+		times = append(times, took)
+	}
+	after, err := cpuTime(pid)
+	if err != nil {
+		return f, err
+	}
+	f.median = median(times[:n])
+	f.cpuPerOp = (after - before) / time.Duration(len(times))
+	f.rsaDecrypt, err = rsaDecryptTime(key)
+	return f, err
+}
+
+// rsaDecryptTime is the median time of one RSA-OAEP (SHA-256) decryption with
+// the client's 2048-bit key: the one private-key operation a login cannot avoid.
+func rsaDecryptTime(key *rsa.PrivateKey) (time.Duration, error) {
+	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, &key.PublicKey, make([]byte, 32), nil)
+	if err != nil {
+		return 0, err
+	}
+	var times []time.Duration
+	for range 51 {
+		start := time.Now()
+		if _, err := rsa.DecryptOAEP(sha256.New(), nil, key, ct, nil); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(start))
+	}
+	return median(times), nil
+}
+
+// distinctSessions sends one request each for n sessions minted with the
+// gateway's session secret (the codec is the gateway's own), 32 at a time,
+// and checks each got the upstream's 200 with identity.
+func distinctSessions(siteURL, secret string, n int) error {
+	codec, err := session.New(session.Config{Secrets: [][]byte{[]byte(secret)}})
+	if err != nil {
+		return err
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 32}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var next, failed atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if err := oneSession(c, codec, siteURL, i); err != nil {
+					failed.Add(1)
+					once.Do(func() { firstErr = err })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("%d of %d session requests failed; first: %w", failed.Load(), n, firstErr)
+	}
+	return nil
+}
+
+func oneSession(c *http.Client, codec *session.Codec, siteURL string, i int64) error {
+	rec := httptest.NewRecorder()
+	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
+	d := &session.Data{Sub: fmt.Sprintf("bench-user-%07d", i), Fields: map[string]string{"myinfo.name": fmt.Sprintf("USER %d", i)}}
+	if err := codec.Write(rec, req, d, false); err != nil {
+		return err
+	}
+	for _, ck := range rec.Result().Cookies() {
+		req.AddCookie(ck)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) == "" {
+		return fmt.Errorf("session %d: status %d, identity %q", i, resp.StatusCode, resp.Header.Get(identityHeader))
+	}
+	return nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

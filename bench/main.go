@@ -1,0 +1,173 @@
+// Command bench measures the sgid gateway against bare Caddy reverse_proxy in
+// one run: one Caddy serving both sites to the same upstream, loaded in
+// alternation with wrk, plus logins against the fake sgID and many distinct
+// sessions. Run it through bench/run, which builds Caddy and installs wrk.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
+)
+
+// identityHeader is set by the upstream on its response when the request
+// carried the gateway's identity, so wrk can check every response.
+const identityHeader = "X-Bench-Identity"
+
+// upstreamBody is a ~200-byte response, like the reference figures'.
+var upstreamBody = []byte(strings.Repeat("legacy app page. ", 12) + "\n")
+
+func main() {
+	caddyBin := flag.String("caddy", "", "the caddy binary built from ./cmd/caddy (required)")
+	wrkBin := flag.String("wrk", "wrk", "the wrk binary")
+	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
+	conns := flag.Int("conns", 32, "wrk connections")
+	threads := flag.Int("threads", 2, "wrk threads")
+	rounds := flag.Int("rounds", 3, "alternating rounds of bare and sgid runs")
+	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
+	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
+	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
+	flag.Parse()
+	if *caddyBin == "" {
+		log.Fatal("-caddy is required")
+	}
+	dir, err := os.MkdirTemp("", "caddy-sgid-bench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, rounds: *rounds,
+		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
+	if err := b.run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type bench struct {
+	dir, caddy       string
+	load             loadRun
+	rounds           int
+	logins, loginCPU int
+	sessions         int
+}
+
+func (b *bench) run() error {
+	upstream, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(upstream, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Sgid-Sub") != "" && r.Header.Get("X-Sgid-Assertion") != "" {
+			w.Header().Set(identityHeader, "1")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(upstreamBody)
+	}))
+	idp, err := sgidtest.NewServer(sgidtest.Options{})
+	if err != nil {
+		return err
+	}
+	defer idp.Close()
+	secretBytes := make([]byte, 32)
+	rand.Read(secretBytes)
+	secret := hex.EncodeToString(secretBytes)
+	env := []string{
+		"BENCH_CLIENT_ID=" + idp.ClientID(), "BENCH_CLIENT_SECRET=" + idp.ClientSecret(),
+		"BENCH_PRIVATE_KEY=" + sgidtest.EncodePKCS8(idp.ClientKey()), "BENCH_SESSION_SECRET=" + secret,
+	}
+	proxy := "\treverse_proxy " + upstream.Addr().String()
+	gated := fmt.Sprintf(`	sgid {
+		client_id {env.BENCH_CLIENT_ID}
+		client_secret {env.BENCH_CLIENT_SECRET}
+		private_key {env.BENCH_PRIVATE_KEY}
+		hostname %s
+		scope openid myinfo.name myinfo.email
+		forward myinfo.name
+		forward myinfo.email X-Email
+		session_secret {env.BENCH_SESSION_SECRET}
+	}
+`, idp.URL()) + proxy
+	var addrs [3]string
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	bareOnlyAddr, bareAddr, sgidAddr := addrs[0], addrs[1], addrs[2]
+	bareURL, sgidURL := "http://"+bareAddr, "http://"+sgidAddr
+	ok200 := check{status: 200}
+	withIdentity := check{status: 200, header: identityHeader}
+	var t table
+
+	// A Caddy with only the bare site, for the memory baseline.
+	base, err := startCaddy(b.caddy, b.dir, "bare-only", []site{{bareOnlyAddr, proxy}}, env)
+	if err != nil {
+		return err
+	}
+	if _, err := b.load.run(base.pid, "http://"+bareOnlyAddr, ok200); err != nil {
+		base.stop()
+		return err
+	}
+	t.rssBareOnly, err = rss(base.pid)
+	base.stop()
+	if err != nil {
+		return err
+	}
+
+	c, err := startCaddy(b.caddy, b.dir, "both", []site{{bareAddr, proxy}, {sgidAddr, gated}}, env)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	cookie, _, err := login(sgidURL)
+	if err != nil {
+		return fmt.Errorf("logging in for the load runs: %w", err)
+	}
+	for round := range b.rounds {
+		fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, b.rounds)
+		r, err := b.load.run(c.pid, bareURL, ok200, "Cookie: "+cookie)
+		if err != nil {
+			return err
+		}
+		t.bare = append(t.bare, r)
+		r, err = b.load.run(c.pid, sgidURL, withIdentity, "Cookie: "+cookie)
+		if err != nil {
+			return err
+		}
+		t.gated = append(t.gated, r)
+	}
+	fmt.Fprintln(os.Stderr, "unauthenticated")
+	navigate := "Accept: text/html"
+	if t.unauthBare, err = b.load.run(c.pid, bareURL, ok200, navigate); err != nil {
+		return err
+	}
+	if t.unauthGated, err = b.load.run(c.pid, sgidURL, check{status: 302, header: "Location"}, navigate); err != nil {
+		return err
+	}
+	if t.rssAfterLoad, err = rss(c.pid); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d logins\n", max(b.logins, b.loginCPU))
+	if t.logins, err = measureLogins(c.pid, sgidURL, b.logins, b.loginCPU, idp.ClientKey()); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%d distinct sessions\n", b.sessions)
+	if err := distinctSessions(sgidURL, secret, b.sessions); err != nil {
+		return err
+	}
+	t.sessions = b.sessions
+	if t.rssAfterSessions, err = rss(c.pid); err != nil {
+		return err
+	}
+	t.print(os.Stdout, b.load)
+	return t.verdict()
+}

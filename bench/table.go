@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// table holds a run's figures.
+type table struct {
+	bare, gated             []wrkResult
+	unauthBare, unauthGated wrkResult
+	logins                  loginFigures
+	sessions                int
+	rssBareOnly             int64
+	rssAfterLoad            int64
+	rssAfterSessions        int64
+}
+
+func medianOf(rs []wrkResult, f func(wrkResult) float64) float64 {
+	ds := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		ds[i] = time.Duration(f(r) * 1000) // keep three decimals through median
+	}
+	return float64(median(ds)) / 1000
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func mark(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT MET"
+}
+
+func (t *table) print(w io.Writer, l loadRun) {
+	rps := func(r wrkResult) float64 { return r.rps }
+	cpu := func(r wrkResult) float64 { return us(r.cpuPerReq) }
+	p50 := func(r wrkResult) float64 { return ms(r.p50) }
+	p99 := func(r wrkResult) float64 { return ms(r.p99) }
+	bRPS, gRPS := medianOf(t.bare, rps), medianOf(t.gated, rps)
+	bCPU, gCPU := medianOf(t.bare, cpu), medianOf(t.gated, cpu)
+
+	fmt.Fprintf(w, "\nwrk -t%d -c%d -d%s, loopback; one Caddy serving both sites; median of %d alternating rounds\n\n",
+		l.threads, l.conns, l.duration, len(t.bare))
+	fmt.Fprintf(w, "%-44s %12s %12s %10s\n", "", "bare", "sgid", "ratio")
+	fmt.Fprintf(w, "%-44s %12.0f %12.0f %9.2fx   target >= 0.90x: %s\n", "authenticated req/s", bRPS, gRPS, gRPS/bRPS, mark(gRPS/bRPS >= 0.90))
+	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +8 µs: %s\n", "proxy CPU µs/request", bCPU, gCPU, gCPU-bCPU, mark(gCPU-bCPU <= 8))
+	fmt.Fprintf(w, "%-44s %12.2f %12.2f %9.2fx\n", "p50 latency ms", medianOf(t.bare, p50), medianOf(t.gated, p50), medianOf(t.gated, p50)/medianOf(t.bare, p50))
+	fmt.Fprintf(w, "%-44s %12.2f %12.2f %9.2fx\n", "p99 latency ms", medianOf(t.bare, p99), medianOf(t.gated, p99), medianOf(t.gated, p99)/medianOf(t.bare, p99))
+	ur := t.unauthGated.rps / t.unauthBare.rps
+	fmt.Fprintf(w, "%-44s %12.0f %12.0f %9.2fx   target >= 1.0x: %s\n", "unauthenticated req/s (bare 200, sgid 302)", t.unauthBare.rps, t.unauthGated.rps, ur, mark(ur >= 1.0))
+	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f\n", "unauthenticated proxy CPU µs/request", us(t.unauthBare.cpuPerReq), us(t.unauthGated.cpuPerReq), us(t.unauthGated.cpuPerReq)-us(t.unauthBare.cpuPerReq))
+	extra := mib(t.rssAfterLoad - t.rssBareOnly)
+	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +10 MiB: %s\n", "RSS MiB after load (bare-only Caddy, both)", mib(t.rssBareOnly), mib(t.rssAfterLoad), extra, mark(extra <= 10))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-44s %12.2f   target <= 3.3 ms: %s\n", "login round trip ms (median)", ms(t.logins.median), mark(ms(t.logins.median) <= 3.3))
+	lr := float64(t.logins.cpuPerOp) / float64(t.logins.rsaDecrypt)
+	fmt.Fprintf(w, "%-44s %12.2f   = %.2fx one RSA-2048 OAEP decryption (%.2f ms); target <= 1.25x: %s\n", "gateway CPU ms per login", ms(t.logins.cpuPerOp), lr, ms(t.logins.rsaDecrypt), mark(lr <= 1.25))
+	growth := mib(t.rssAfterSessions - t.rssAfterLoad)
+	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for %d sessions; cache bound 4096 entries)\n", "RSS MiB after distinct sessions", mib(t.rssAfterSessions), growth, t.sessions)
+	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects\n",
+		sum(t.bare, func(r wrkResult) int { return r.ok }), sum(t.gated, func(r wrkResult) int { return r.ok }), t.unauthGated.ok)
+}
+
+func sum(rs []wrkResult, f func(wrkResult) int) int {
+	n := 0
+	for _, r := range rs {
+		n += f(r)
+	}
+	return n
+}
+
+// verdict fails the run if any response was not what was measured for.
+func (t *table) verdict() error {
+	bad := sum(t.bare, func(r wrkResult) int { return r.bad }) + sum(t.gated, func(r wrkResult) int { return r.bad }) + t.unauthBare.bad + t.unauthGated.bad
+	if bad > 0 {
+		return fmt.Errorf("%d responses were not the expected status and headers: the figures above are not valid", bad)
+	}
+	if len(t.gated) == 0 || t.gated[0].ok == 0 {
+		return errors.New("no responses measured")
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// check is what every response of a run must be; wrk's Lua hook counts the
+// responses that are not, so a run that measured redirects or errors instead of
+// proxied requests says so.
+type check struct {
+	status int
+	header string // a response header that must be present; "" for none
+}
+
+// The Lua script counts good and bad responses per thread and prints the sums.
+const checkScript = `
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0 end
+function response(status, headers, body)
+  if status == %d and (%q == "" or headers[%q] ~= nil) then ok = ok + 1 else bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local o, b = 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("bad") end
+  io.write(string.format("CHECK ok=%%d bad=%%d\n", o, b))
+end
+`
+
+// wrkResult is one wrk run against one Caddy, with the Caddy's CPU over it.
+type wrkResult struct {
+	requests  int
+	rps       float64
+	p50, p99  time.Duration
+	ok, bad   int
+	cpuPerReq time.Duration
+}
+
+type loadRun struct {
+	wrk      string
+	dir      string
+	threads  int
+	conns    int
+	duration time.Duration
+}
+
+func (l loadRun) run(pid int, url string, want check, headers ...string) (wrkResult, error) {
+	script := filepath.Join(l.dir, fmt.Sprintf("check-%d-%s.lua", want.status, want.header))
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(checkScript, want.status, want.header, want.header)), 0o600); err != nil {
+		return wrkResult{}, err
+	}
+	args := []string{"-t", strconv.Itoa(l.threads), "-c", strconv.Itoa(l.conns), "-d", l.duration.String(), "--latency", "-s", script}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, url)
+	before, err := cpuTime(pid)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	out, err := exec.Command(l.wrk, args...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	after, err := cpuTime(pid)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	r, err := parseWrk(string(out))
+	if err != nil {
+		return r, err
+	}
+	if r.requests > 0 {
+		r.cpuPerReq = (after - before) / time.Duration(r.requests)
+	}
+	return r, nil
+}
+
+var (
+	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+	wrkRPS      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	wrkCheck    = regexp.MustCompile(`CHECK ok=(\d+) bad=(\d+)`)
+)
+
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	m := wrkRequests.FindStringSubmatch(out)
+	m2 := wrkRPS.FindStringSubmatch(out)
+	m3 := wrkCheck.FindStringSubmatch(out)
+	if m == nil || m2 == nil || m3 == nil {
+		return r, fmt.Errorf("wrk output not understood:\n%s", out)
+	}
+	r.requests, _ = strconv.Atoi(m[1])
+	r.rps, _ = strconv.ParseFloat(m2[1], 64)
+	r.ok, _ = strconv.Atoi(m3[1])
+	r.bad, _ = strconv.Atoi(m3[2])
+	for _, p := range wrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(p[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[p[3]]
+		d := time.Duration(v * float64(unit))
+		if p[1] == "50" {
+			r.p50 = d
+		} else {
+			r.p99 = d
+		}
+	}
+	if strings.Contains(out, "Socket errors") {
+		return r, fmt.Errorf("wrk saw socket errors:\n%s", out)
+	}
+	return r, nil
+}
