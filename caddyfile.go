@@ -1,6 +1,7 @@
 package caddysgid
 
 import (
+	"errors"
 	"net/url"
 
 	"github.com/caddyserver/caddy/v2"
@@ -47,27 +48,36 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // Fields are scope names (myinfo.name) or sub; a field that is forwarded or
-// required must be in scope. Durations are at least 1s. X-Sgid-Sub always carries the sub
-// and X-Sgid-Assertion the signed JWT. Secrets should be {env.*} or {file.*}
-// placeholders, which are expanded at provisioning and so never appear in the
-// adapted JSON ({$VAR} is expanded when the Caddyfile is adapted: avoid it for
-// secrets).
+// required must be in scope. session_lifetime, idle_timeout and
+// assertion_lifetime are at least 1s, idle_timeout at most the session
+// lifetime, clock_skew at most 10m. An error names the line of the
+// subdirective at fault, or of sgid when a required one is missing.
+//
+// X-Sgid-Sub always carries the sub and X-Sgid-Assertion the signed JWT.
+// Secrets should be {env.*} or {file.*} placeholders, which are expanded at
+// provisioning and so never appear in the adapted JSON ({$VAR} is expanded when
+// the Caddyfile is adapted: avoid it for secrets).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
+	directive := d.Token()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
+	// at holds the token behind each value, so that an error from Validate can
+	// name the line at fault: one per value for those that repeat (the same
+	// token for every secret on one session_secret line).
+	at := map[string][]caddyfile.Token{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
+		tok := d.Token()
+		name := tok.Text
+		values := 1 // how many values this line adds
 		switch name {
 		case "forward", "require", "session_secret", "signing_key":
 		default:
-			if seen[name] {
+			if len(at[name]) > 0 {
 				return d.Errf("subdirective %s given more than once", name)
 			}
 		}
-		seen[name] = true
 
 		switch name {
 		case "client_id":
@@ -101,9 +111,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.Scopes) == 0 {
 				return d.ArgErr()
 			}
-			if err := sgid.CheckScopes(h.Scopes); err != nil {
-				return d.Errf("scope: %v", err)
-			}
 		case "forward":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {
@@ -112,9 +119,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			f := Forward{Field: args[0]}
 			if len(args) == 2 {
 				f.Header = args[1]
-			}
-			if err := f.check(); err != nil {
-				return d.Errf("forward: %v", err)
 			}
 			h.Forward = append(h.Forward, f)
 		case "require":
@@ -134,12 +138,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.SessionSecrets = append(h.SessionSecrets, args...)
+			values = len(args)
 		case "signing_key":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
 			h.SigningKeys = append(h.SigningKeys, args...)
+			values = len(args)
 		case "signing_secret":
 			if err := oneArg(d, &h.SigningSecret); err != nil {
 				return err
@@ -175,13 +181,30 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective %q", name)
 		}
+		for range values {
+			at[name] = append(at[name], tok)
+		}
 	}
-	// Validate is Caddy's check too; running it here puts the Caddyfile line in
-	// the message.
+	// Validate is Caddy's check too; running it here puts the line of the
+	// subdirective at fault in the message.
 	if err := h.Validate(); err != nil {
-		return d.Err(err.Error())
+		return errorAt(directive, at, err)
 	}
 	return nil
+}
+
+// errorAt puts the line of the subdirective a Validate error concerns on the
+// error, as d.Err would there; an error about none (a missing client_id) gets
+// the line of the directive.
+func errorAt(directive caddyfile.Token, at map[string][]caddyfile.Token, err error) error {
+	tok := directive
+	var ce *configError
+	if errors.As(err, &ce) && ce.index < len(at[ce.subdirective]) {
+		tok = at[ce.subdirective][ce.index]
+	}
+	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	d.Next()
+	return d.WrapErr(err)
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

@@ -251,9 +251,27 @@ func normalizeHeader(name string) string {
 	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
 }
 
+// configError is a Validate error about one subdirective, so the Caddyfile
+// parser can name its line. For a repeatable subdirective (forward, require,
+// session_secret), index is which of its values, in config order from 0.
+type configError struct {
+	subdirective string
+	index        int
+	err          error
+}
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// invalid returns a *configError; format and args are fmt.Errorf's.
+func invalid(subdirective string, index int, format string, args ...any) error {
+	return &configError{subdirective: subdirective, index: index, err: fmt.Errorf(format, args...)}
+}
+
 // Validate checks the configuration: everything that can be known without
 // expanding placeholders, so that mistakes fail `caddy adapt` and `caddy
-// validate` with the subdirective named.
+// validate` with the subdirective named. An error that concerns one
+// subdirective is a *configError (a missing one concerns none).
 func (h *Handler) Validate() error {
 	if h.ClientID == "" {
 		return errors.New("client_id is required")
@@ -265,23 +283,23 @@ func (h *Handler) Validate() error {
 		return errors.New("private_key is required")
 	}
 	if len(h.SigningKeys) > 0 && h.SigningSecret != "" {
-		return errors.New("signing_key and signing_secret are exclusive: choose ES256 or HS256")
+		return invalid("signing_secret", 0, "signing_key and signing_secret are exclusive: choose ES256 or HS256")
 	}
 	scopes := h.Scopes
 	if len(scopes) == 0 {
 		scopes = sgid.DefaultScopes
 	}
 	if err := sgid.CheckScopes(scopes); err != nil {
-		return fmt.Errorf("scope: %w", err)
+		return invalid("scope", 0, "scope: %w", err)
 	}
 	inScope := func(field string) bool { return field == "sub" || slices.Contains(scopes, field) }
 	seen := map[string]string{}
-	for _, f := range h.Forward {
+	for i, f := range h.Forward {
 		if err := f.check(); err != nil {
-			return fmt.Errorf("forward: %w", err)
+			return invalid("forward", i, "forward: %w", err)
 		}
 		if !inScope(f.Field) {
-			return fmt.Errorf("forward %s: the field is not requested: add it to scope", f.Field)
+			return invalid("forward", i, "forward %s: the field is not requested: add it to scope", f.Field)
 		}
 		header := f.Header
 		if header == "" {
@@ -289,43 +307,53 @@ func (h *Handler) Validate() error {
 		}
 		n := normalizeHeader(header)
 		if prev, dup := seen[n]; dup {
-			return fmt.Errorf("forward: header %s is used for both %s and %s", header, prev, f.Field)
+			return invalid("forward", i, "forward: header %s is used for both %s and %s", header, prev, f.Field)
 		}
 		seen[n] = f.Field
 	}
-	for _, r := range h.Require {
+	for i, r := range h.Require {
 		if r.Field == "" || len(r.Values) == 0 {
-			return errors.New("require: a field and at least one value are required")
+			return invalid("require", i, "require: a field and at least one value are required")
 		}
 		if !inScope(r.Field) {
-			return fmt.Errorf("require %s: the field is not requested, so no one would pass: add it to scope", r.Field)
+			return invalid("require", i, "require %s: the field is not requested, so no one would pass: add it to scope", r.Field)
 		}
 	}
-	if h.SessionLifetime < 0 || h.IdleTimeout < 0 || h.AssertionLifetime < 0 || h.Timeout < 0 || h.ClockSkew < 0 {
-		return errors.New("durations must not be negative")
-	}
-	for name, d := range map[string]caddy.Duration{"session_lifetime": h.SessionLifetime, "idle_timeout": h.IdleTimeout, "assertion_lifetime": h.AssertionLifetime} {
-		if d != 0 && time.Duration(d) < time.Second {
-			return fmt.Errorf("%s must be at least 1s", name)
+	for _, d := range []struct {
+		name      string
+		value     caddy.Duration
+		atLeast1s bool // a lifetime; the timeouts to sgID may be shorter
+	}{
+		{"session_lifetime", h.SessionLifetime, true},
+		{"idle_timeout", h.IdleTimeout, true},
+		{"assertion_lifetime", h.AssertionLifetime, true},
+		{"timeout", h.Timeout, false},
+		{"clock_skew", h.ClockSkew, false},
+	} {
+		switch {
+		case d.value < 0:
+			return invalid(d.name, 0, "durations must not be negative")
+		case d.atLeast1s && d.value != 0 && time.Duration(d.value) < time.Second:
+			return invalid(d.name, 0, "%s must be at least 1s", d.name)
 		}
 	}
 	if h.ClockSkew > caddy.Duration(10*time.Minute) {
-		return errors.New("clock_skew must be at most 10m")
+		return invalid("clock_skew", 0, "clock_skew must be at most 10m")
 	}
 	lifetime := durationOr(h.SessionLifetime, defaultLifetime)
 	if h.IdleTimeout > 0 && time.Duration(h.IdleTimeout) > lifetime {
-		return fmt.Errorf("idle_timeout %s is longer than the session lifetime %s", time.Duration(h.IdleTimeout), lifetime)
+		return invalid("idle_timeout", 0, "idle_timeout %s is longer than the session lifetime %s", time.Duration(h.IdleTimeout), lifetime)
 	}
 	if h.CookieName != "" && !validCookieName(h.CookieName) {
-		return fmt.Errorf("cookie_name %q: use letters, digits, '-' and '_' (at most 64), not starting with __", h.CookieName)
+		return invalid("cookie_name", 0, "cookie_name %q: use letters, digits, '-' and '_' (at most 64), not starting with __", h.CookieName)
 	}
 	for i, s := range h.SessionSecrets {
 		if !strings.Contains(s, "{") && len(s) < 32 {
-			return fmt.Errorf("session_secret #%d is %d characters; it must be at least 32", i+1, len(s))
+			return invalid("session_secret", i, "session_secret #%d is %d characters; it must be at least 32", i+1, len(s))
 		}
 	}
 	if h.SigningSecret != "" && !strings.Contains(h.SigningSecret, "{") && len(h.SigningSecret) < 32 {
-		return fmt.Errorf("signing_secret is %d characters; it must be at least 32", len(h.SigningSecret))
+		return invalid("signing_secret", 0, "signing_secret is %d characters; it must be at least 32", len(h.SigningSecret))
 	}
 	return nil
 }
