@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -19,13 +20,18 @@ func TestMain(m *testing.M) {
 
 func runCaddy(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CADDY_SGID_RUN_MAIN=1", "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	out, err := caddy(t, args...)
 	if err != nil {
 		t.Fatalf("caddy %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+func caddy(t *testing.T, args ...string) (string, error) {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "CADDY_SGID_RUN_MAIN=1", "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 func TestListModulesShowsTheSgidHandler(t *testing.T) {
@@ -51,5 +57,31 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	}
 	if strings.Contains(out, "WARN") {
 		t.Errorf("caddy adapt warns about Caddyfile.example:\n%s", out)
+	}
+}
+
+func TestValidateNamesTheMistakeAndItsLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	const body = `app.example.gov.sg {
+	sgid {
+		client_id     test
+		client_secret {env.SGID_CLIENT_SECRET}
+		private_key   {env.SGID_PRIVATE_KEY}
+		scope         openid myinfo.name
+		forward       myinfo.email
+	}
+	reverse_proxy 127.0.0.1:9000
+}
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+	if err == nil {
+		t.Fatalf("caddy validate accepted a forwarded field that is not in scope:\n%s", out)
+	}
+	want := "forward myinfo.email: the field is not requested: add it to scope, at " + path + ":7"
+	if !strings.Contains(out, want) {
+		t.Errorf("caddy validate output lacks %q:\n%s", want, out)
 	}
 }
