@@ -66,6 +66,7 @@ func isNavigation(r *http.Request) bool {
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
 	req, err := h.client.NewAuthRequest(h.redirectURI(r))
 	if err != nil {
+		metrics.loginFailed(reasonStartFailed)
 		return h.fail(w, r, failure{status: http.StatusInternalServerError, title: "Login unavailable",
 			message: "The login could not be started.", reason: "auth request", err: err})
 	}
@@ -74,9 +75,11 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		RedirectURI: req.RedirectURI, ReturnTo: returnTo,
 	}
 	if err := h.codec.WriteAttempt(w, r, att, isSecure(r)); err != nil {
+		metrics.loginFailed(reasonStartFailed)
 		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login unavailable",
 			message: "The login could not be started.", reason: "attempt cookie", err: err})
 	}
+	metrics.loginsStarted.Inc()
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, h.client.AuthURL(req), http.StatusFound)
 	return nil
@@ -97,6 +100,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	state := q.Get("state")
 	att, err := h.codec.ReadAttempt(r, state)
 	if err != nil {
+		metrics.loginFailed(reasonNoAttempt)
 		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login expired",
 			message: "This login link has expired or was already used.", reason: "no login attempt for this state", err: err, retry: "/"})
 	}
@@ -107,13 +111,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
 		State: att.State, Nonce: att.Nonce, CodeVerifier: att.CodeVerifier, RedirectURI: att.RedirectURI,
 	})
 	if err != nil {
+		metrics.loginFailed(failureReason(err))
 		return h.fail(w, r, loginFailure(err, att.ReturnTo))
 	}
 	d := &session.Data{Sub: id.Sub, Fields: h.keep(id.Data)}
 	if err := h.codec.Write(w, r, d, isSecure(r)); err != nil {
+		metrics.loginFailed(reasonSessionWrite)
 		return h.fail(w, r, failure{status: http.StatusInternalServerError, title: "Login failed",
 			message: "The session could not be saved.", reason: "session cookie", err: err, retry: att.ReturnTo})
 	}
+	metrics.loginsCompleted.Inc()
 	h.logger.Info("login completed", zap.Duration("sgid_duration", time.Since(started)))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, att.ReturnTo, http.StatusSeeOther)

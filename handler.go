@@ -30,6 +30,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.challenge(w, r)
 	}
 	if !h.admitted(e.data) {
+		metrics.requireDenied.Inc()
 		h.logger.Info("request denied by require rules", zap.String("path", r.URL.Path))
 		return h.fail(w, r, failure{status: http.StatusForbidden, title: "Access denied",
 			message: "Your account does not meet the requirements for this site.", reason: "require"})
@@ -163,7 +164,9 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, e *cacheEntry)
 	d := *e.data
 	if err := h.codec.Write(w, r, &d, isSecure(r)); err != nil {
 		h.logger.Warn("session not refreshed", zap.String("reason", err.Error()))
+		return
 	}
+	metrics.sessionsRefreshed.Inc()
 }
 
 // encodeHeaderValue percent-encodes the bytes a header cannot carry exactly

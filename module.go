@@ -173,6 +173,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Scopes:       h.Scopes,
 		Timeout:      time.Duration(h.Timeout),
 		ClockSkew:    time.Duration(h.ClockSkew),
+		Observe:      provisionMetrics(ctx, h.logger),
 	})
 	if err != nil {
 		return fmt.Errorf("sgid client: %w", err)

@@ -64,6 +64,14 @@ type Config struct {
 	JWKSRefreshInterval time.Duration
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Observe, if set, is called after every HTTP call to sgID with the endpoint
+	// ("token", "userinfo" or "jwks"), the time from sending the request to having
+	// read the body, and the error that ended the call: nil when sgID answered
+	// below 500 (even with an OAuth error, which the caller reads), otherwise an
+	// error matching ErrUnavailable or ErrBadResponse (an oversized body). It is
+	// for metrics: it runs on the request's goroutine, so it must be fast and
+	// safe for concurrent use. Default: none.
+	Observe func(endpoint string, d time.Duration, err error)
 }
 
 // Client talks to sgID as one relying party. It is safe for concurrent use.
@@ -234,10 +242,15 @@ func (c *Client) PrivateKey() *rsa.PrivateKey { return c.key }
 // do sends req with the configured timeout and reads at most limit bytes of the
 // body. Transport failures, timeouts and 5xx become UnavailableError; other
 // statuses are the caller's to interpret.
-func (c *Client) do(ctx context.Context, endpoint string, req *http.Request, limit int64) (*http.Response, []byte, error) {
+func (c *Client) do(ctx context.Context, endpoint string, req *http.Request, limit int64) (resp *http.Response, body []byte, err error) {
+	if observe := c.cfg.Observe; observe != nil {
+		// Wall time, not c.now: Now may be a test's fixed clock.
+		start := time.Now()
+		defer func() { observe(endpoint, time.Since(start), err) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	resp, err := c.http.Do(req.WithContext(ctx))
+	resp, err = c.http.Do(req.WithContext(ctx))
 	if err != nil {
 		return nil, nil, &UnavailableError{Endpoint: endpoint, Err: scrubURLError(err)}
 	}
@@ -247,7 +260,7 @@ func (c *Client) do(ctx context.Context, endpoint string, req *http.Request, lim
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil, nil, &UnavailableError{Endpoint: endpoint, Status: resp.StatusCode}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, nil, &UnavailableError{Endpoint: endpoint, Err: scrubURLError(err)}
 	}
