@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what the upstream verification snippets in examples/verify/ need, so
+# that examples_test.go can run every one of them: PHP (with its openssl
+# extension), PyJWT with cryptography for Debian's /usr/bin/python3, Node.js with
+# npm, and the `jose` package for the Node snippet. Debian or Ubuntu; idempotent:
+# when everything is there it installs nothing and takes a second.
+#
+#   bash examples/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=()
+if ! command -v php >/dev/null 2>&1 || ! php -r 'exit(function_exists("openssl_verify") && function_exists("hash_hmac") ? 0 : 1);' >/dev/null 2>&1; then
+	packages+=(php-cli)
+fi
+if ! /usr/bin/python3 -c 'import jwt, cryptography' >/dev/null 2>&1; then
+	packages+=(python3 python3-jwt python3-cryptography)
+fi
+if ! command -v node >/dev/null 2>&1; then
+	packages+=(nodejs)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+	# Node.js builds that are not Debian's bundle npm; Debian's is a package of its own.
+	packages+=(npm)
+fi
+
+if [ ${#packages[@]} -gt 0 ]; then
+	echo "setup: installing ${packages[*]}"
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo=(sudo)
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# npm ci only when node_modules is missing or older than the lock file.
+node_dir=verify/node
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+	echo "setup: npm ci in examples/$node_dir"
+	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+echo "setup: php $(php -r 'echo PHP_VERSION;'), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), node $(node --version), jose $(node -p 'require("./'"$node_dir"'/node_modules/jose/package.json").version')"
