@@ -145,3 +145,15 @@ func TestReadmeReferenceExamplesAdapt(t *testing.T) {
 		}
 	}
 }
+
+func TestCaddyfileExampleShowsEverySubdirective(t *testing.T) {
+	example, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range docComment(t) {
+		if !regexp.MustCompile(`(?m)^\t\t#? ?` + name + `\b`).Match(example) {
+			t.Errorf("Caddyfile.example does not show %s", name)
+		}
+	}
+}
