@@ -1,0 +1,90 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+func newECKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestVerifySaysWhyAnAssertionFails(t *testing.T) {
+	gatewayKey, strangerKey := newECKey(t), newECKey(t)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: &gatewayKey.PublicKey, KeyID: "gw", Algorithm: "ES256", Use: "sig"},
+		}})
+	}))
+	defer jwks.Close()
+	const iss = "http://127.0.0.1:8080"
+	a := newLegacyApp([]string{iss, "http://localhost:8080"}, jwks.URL, nil)
+	now := time.Now()
+	claims := func(change func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": iss, "aud": "127.0.0.1", "sub": "s", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  string // "" = verified; else a part of the reason
+	}{
+		{"valid", sign(t, jose.ES256, gatewayKey, "gw", claims(nil)), ""},
+		{"valid via localhost", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) {
+			c["iss"], c["aud"] = "http://localhost:8080", "localhost"
+		})), ""},
+		{"missing", "", "no X-Sgid-Assertion header"},
+		{"garbage", "a.b.c", "not an ES256 JWT"},
+		{"HS256", sign(t, jose.HS256, []byte(strings.Repeat("k", 32)), "gw", claims(nil)), "not an ES256 JWT"},
+		{"unknown key", sign(t, jose.ES256, strangerKey, "other", claims(nil)), `key "other"`},
+		{"wrong key, known kid", sign(t, jose.ES256, strangerKey, "gw", claims(nil)), "signature does not verify"},
+		{"other issuer", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["iss"] = "http://evil.example" })), "is not the gateway"},
+		{"other audience", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["aud"] = "localhost" })), "aud"},
+		{"no exp", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { delete(c, "exp") })), "no exp"},
+		{"expired", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })), "expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := a.verify(tc.token, now)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("not verified: %v", err)
+			case tc.want != "" && err == nil:
+				t.Errorf("verified; want a failure mentioning %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Errorf("reason %q; want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
