@@ -2,7 +2,6 @@ package caddysgid
 
 import (
 	"errors"
-	"net/url"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -96,15 +95,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Hostname); err != nil {
 				return err
 			}
-			if _, err := sgid.Issuer(h.Hostname); err != nil {
+			if _, err := sgid.Issuer(h.Hostname); err != nil && !hasPlaceholder(h.Hostname) {
 				return d.Errf("hostname: %v", err)
 			}
 		case "redirect_uri":
 			if err := oneArg(d, &h.RedirectURI); err != nil {
 				return err
 			}
-			if u, err := url.Parse(h.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return d.Errf("redirect_uri %q must be an absolute http(s) URL", h.RedirectURI)
+			if err := checkRedirectURI(h.RedirectURI); err != nil && !hasPlaceholder(h.RedirectURI) {
+				return d.Err(err.Error())
 			}
 		case "scope":
 			h.Scopes = d.RemainingArgs()

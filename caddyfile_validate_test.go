@@ -105,8 +105,12 @@ func TestProvisionExpandsEnvPlaceholders(t *testing.T) {
 				"private_key":     "{env.SGID_TEST_PRIVATE_KEY}",
 				"session_secrets": []string{"{env.SGID_TEST_SESSION_SECRET}"},
 				"signing_secret":  "{env.SGID_TEST_SIGNING_SECRET}",
+				"hostname":        "{env.SGID_TEST_HOSTNAME}",
+				"redirect_uri":    "{env.SGID_TEST_REDIRECT_URI}",
 			},
 			env: map[string]string{
+				"SGID_TEST_HOSTNAME":       "https://sgid.example",
+				"SGID_TEST_REDIRECT_URI":   "https://app.example/.sgid/callback",
 				"SGID_TEST_CLIENT_ID":      "test-client",
 				"SGID_TEST_CLIENT_SECRET":  "test-secret",
 				"SGID_TEST_PRIVATE_KEY":    sgidtest.EncodePKCS8(key),
@@ -171,6 +175,30 @@ func TestProvisionRejectsEmptyEnvPlaceholderNamingIt(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("want the error to contain %q, got %q", w, err)
 		}
+	}
+}
+
+func TestProvisionRejectsBadURLsFromPlaceholders(t *testing.T) {
+	key, err := sgidtest.NewRSAKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SGID_TEST_PRIVATE_KEY", sgidtest.EncodePKCS8(key))
+	for field, value := range map[string]string{"hostname": "api.id.gov.sg", "redirect_uri": "/.sgid/callback"} {
+		t.Run(field, func(t *testing.T) {
+			t.Setenv("SGID_TEST_URL", value)
+			_, err := validateSgidConfig(t, map[string]any{
+				"client_id":       "test-client",
+				"client_secret":   "test-secret",
+				"private_key":     "{env.SGID_TEST_PRIVATE_KEY}",
+				"session_secrets": []string{strings.Repeat("s", 32)},
+				"signing_secret":  strings.Repeat("h", 32),
+				field:             "{env.SGID_TEST_URL}",
+			})
+			if err == nil || !strings.Contains(err.Error(), field) {
+				t.Errorf("%s %q from the environment: want an error naming %s, got %v", field, value, field, err)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ package caddysgid
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -38,7 +39,8 @@ type Handler struct {
 	// PrivateKey is the client's RSA private key, PEM text (PKCS#8 or PKCS#1, real
 	// or `\n`-escaped newlines), normally {file./path} or {env.VAR}. Required.
 	PrivateKey string `json:"private_key,omitempty"`
-	// Hostname is sgID's base URL. Default: https://api.id.gov.sg.
+	// Hostname is sgID's base URL; {env.*} and {file.*} placeholders work, as
+	// for redirect_uri. Default: https://api.id.gov.sg.
 	Hostname string `json:"hostname,omitempty"`
 	// RedirectURI is the callback URL registered with sgID. Default: the request's
 	// scheme and host + /.sgid/callback.
@@ -162,14 +164,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.lifetime = durationOr(h.SessionLifetime, defaultLifetime)
 	h.idle = durationOr(h.IdleTimeout, min(defaultIdle, h.lifetime))
 	h.assertTTL = durationOr(h.AssertionLifetime, defaultAssertionTTL)
-	h.redirect = h.RedirectURI
+	hostname, err := expand("hostname", h.Hostname)
+	if err != nil {
+		return err
+	}
+	if h.redirect, err = expand("redirect_uri", h.RedirectURI); err != nil {
+		return err
+	}
+	if err := checkRedirectURI(h.redirect); h.redirect != "" && err != nil {
+		return err
+	}
 
 	h.client, err = sgid.New(sgid.Config{
 		ClientID:     clientID,
 		ClientSecret: secret,
 		PrivateKey:   key,
-		Hostname:     h.Hostname,
-		RedirectURI:  h.RedirectURI,
+		Hostname:     hostname,
+		RedirectURI:  h.redirect,
 		Scopes:       h.Scopes,
 		Timeout:      time.Duration(h.Timeout),
 		ClockSkew:    time.Duration(h.ClockSkew),
@@ -349,15 +360,27 @@ func (h *Handler) Validate() error {
 		return invalid("cookie_name", 0, "cookie_name %q: use letters, digits, '-' and '_' (at most 64), not starting with __", h.CookieName)
 	}
 	for i, s := range h.SessionSecrets {
-		if !strings.Contains(s, "{") && len(s) < 32 {
+		if !hasPlaceholder(s) && len(s) < 32 {
 			return invalid("session_secret", i, "session_secret #%d is %d characters; it must be at least 32", i+1, len(s))
 		}
 	}
-	if h.SigningSecret != "" && !strings.Contains(h.SigningSecret, "{") && len(h.SigningSecret) < 32 {
+	if h.SigningSecret != "" && !hasPlaceholder(h.SigningSecret) && len(h.SigningSecret) < 32 {
 		return invalid("signing_secret", 0, "signing_secret is %d characters; it must be at least 32", len(h.SigningSecret))
 	}
 	return nil
 }
+
+// checkRedirectURI accepts an absolute http(s) URL.
+func checkRedirectURI(raw string) error {
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("redirect_uri %q must be an absolute http(s) URL", raw)
+	}
+	return nil
+}
+
+// hasPlaceholder tells a value that is only known at provisioning ({env.*},
+// {file.*}) from a literal one.
+func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
 
 // check tells a field and header that can work from one that cannot.
 func (f Forward) check() error {
