@@ -9,8 +9,8 @@ package caddysgid
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
