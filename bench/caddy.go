@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,9 +27,14 @@ type site struct {
 
 // startCaddy writes a Caddyfile for the sites and runs `caddy run` on it,
 // waiting until every site accepts connections.
-func startCaddy(bin, dir, name string, sites []site, env []string) (*caddyProc, error) {
+// admin is the admin endpoint's address, "" for none.
+func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*caddyProc, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n\tstorage file_system %s\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", filepath.Join(dir, name+"-storage"))
+	adminLine := "admin off"
+	if admin != "" {
+		adminLine = "admin " + admin
+	}
+	fmt.Fprintf(&b, "{\n\t%s\n\tpersist_config off\n\tauto_https off\n\tstorage file_system %s\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", adminLine, filepath.Join(dir, name+"-storage"))
 	for _, s := range sites {
 		fmt.Fprintf(&b, "http://%s {\n%s\n}\n", s.addr, s.body)
 	}
@@ -91,4 +98,31 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// profile fetches a CPU profile of the Caddy behind admin, over d, into path.
+// It runs beside a measurement, so it starts at once and returns a channel that
+// yields its error.
+func profile(admin, path string, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds()))
+		resp, err := http.Get(url)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
+	}()
+	return done
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds of bare and sgid runs")
 	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
+	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first authenticated run, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
 	flag.Parse()
 	if *caddyBin == "" {
@@ -45,7 +47,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, rounds: *rounds,
+	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -58,6 +60,7 @@ type bench struct {
 	rounds           int
 	logins, loginCPU int
 	sessions         int
+	profileDir       string
 }
 
 func (b *bench) run() error {
@@ -109,7 +112,7 @@ func (b *bench) run() error {
 	var t table
 
 	// A Caddy with only the bare site, for the memory baseline.
-	base, err := startCaddy(b.caddy, b.dir, "bare-only", []site{{bareOnlyAddr, proxy}}, env)
+	base, err := startCaddy(b.caddy, b.dir, "bare-only", "", []site{{bareOnlyAddr, proxy}}, env)
 	if err != nil {
 		return err
 	}
@@ -123,7 +126,13 @@ func (b *bench) run() error {
 		return err
 	}
 
-	c, err := startCaddy(b.caddy, b.dir, "both", []site{{bareAddr, proxy}, {sgidAddr, gated}}, env)
+	admin := ""
+	if b.profileDir != "" {
+		if admin, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	c, err := startCaddy(b.caddy, b.dir, "both", admin, []site{{bareAddr, proxy}, {sgidAddr, gated}}, env)
 	if err != nil {
 		return err
 	}
@@ -139,9 +148,18 @@ func (b *bench) run() error {
 			return err
 		}
 		t.bare = append(t.bare, r)
+		var prof <-chan error
+		if admin != "" && round == 0 {
+			prof = profile(admin, filepath.Join(b.profileDir, "authenticated.pprof"), b.load.duration-time.Second)
+		}
 		r, err = b.load.run(c.pid, sgidURL, withIdentity, "Cookie: "+cookie)
 		if err != nil {
 			return err
+		}
+		if prof != nil {
+			if err := <-prof; err != nil {
+				return fmt.Errorf("profile: %w", err)
+			}
 		}
 		t.gated = append(t.gated, r)
 	}
@@ -157,8 +175,17 @@ func (b *bench) run() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%d logins\n", max(b.logins, b.loginCPU))
+	var prof <-chan error
+	if admin != "" {
+		prof = profile(admin, filepath.Join(b.profileDir, "logins.pprof"), 5*time.Second)
+	}
 	if t.logins, err = measureLogins(c.pid, sgidURL, b.logins, b.loginCPU, idp.ClientKey()); err != nil {
 		return err
+	}
+	if prof != nil {
+		if err := <-prof; err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "%d distinct sessions\n", b.sessions)
 	if err := distinctSessions(sgidURL, secret, b.sessions); err != nil {
