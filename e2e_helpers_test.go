@@ -97,6 +97,7 @@ type gatewayOptions struct {
 	noSgIDBlock  bool
 	sgidBlockRaw string // replaces the generated sgid block
 	https        bool   // serve the site over HTTPS with Caddy's internal CA
+	extraSites   string // more site blocks, after the gateway's
 }
 
 func newGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -164,7 +165,8 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	%s
 	reverse_proxy %s
 }
-`, adminPort, port, httpsPort, g.storage, o.globalExtra, g.base, tlsLine, block, o.siteExtra, g.upstream.URL)
+%s
+`, adminPort, port, httpsPort, g.storage, o.globalExtra, g.base, tlsLine, block, o.siteExtra, g.upstream.URL, o.extraSites)
 	g.tester = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
 		AdminPort: adminPort, LoadRequestTimeout: 10 * time.Second, TestRequestTimeout: 20 * time.Second,
 	})

@@ -44,7 +44,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // strip deletes every header the gateway owns from the request: the X-Sgid-
 // prefix and each configured header, matched case-insensitively and with '_'
-// read as '-', as CGI-style upstreams do.
+// and '.' read as '-', as CGI-style upstreams do (PHP folds '.' into its
+// $_SERVER names as well as '-').
 func (h *Handler) strip(hdr http.Header) {
 	for name := range hdr {
 		if h.ownsHeader(name) {
@@ -54,10 +55,26 @@ func (h *Handler) strip(hdr http.Header) {
 }
 
 func (h *Handler) ownsHeader(name string) bool {
-	if len(name) >= len(ownedPrefix) && strings.EqualFold(strings.ReplaceAll(name[:len(ownedPrefix)], "_", "-"), ownedPrefix) {
+	var buf [64]byte
+	folded := buf[:0]
+	if len(name) > len(buf) {
+		folded = make([]byte, 0, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_' || c == '.':
+			c = '-'
+		}
+		folded = append(folded, c)
+	}
+	if string(folded[:min(len(folded), len(ownedPrefix))]) == ownedPrefix || h.owned[string(folded)] {
 		return true
 	}
-	return h.owned[normalizeHeader(name)]
+	// A configured name spelled with '.' is kept that way in owned.
+	return strings.IndexByte(name, '.') >= 0 && h.owned[normalizeHeader(name)]
 }
 
 // lookup finds the request's session: from the cache by cookie fingerprint, or by
