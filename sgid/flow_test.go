@@ -213,3 +213,52 @@ func TestConcurrentLoginsAllSucceed(t *testing.T) {
 		t.Errorf("8 concurrent first logins fetched the JWKS %d times, want 1", n)
 	}
 }
+
+func TestSlowJWKSFailsConcurrentLoginsWithinTheirOwnTimeout(t *testing.T) {
+	srv := newFakeSgID(t, sgidtest.Options{})
+	c := clientFor(t, srv, nil, func(c *sgid.Config) { c.Timeout = time.Second })
+	srv.SetFaults(sgidtest.Faults{Delay: map[sgidtest.Endpoint]time.Duration{sgidtest.EndpointJWKS: 5 * time.Second}})
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	took := make([]time.Duration, 5)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = login(t, c)
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, sgid.ErrUnavailable) {
+			t.Errorf("login %d: error = %v, want ErrUnavailable", i, err)
+		}
+		// Each login makes two calls before the JWKS (token) and waits on one
+		// shared fetch, so it ends about one timeout after it started waiting, not
+		// behind the other logins' fetches in turn.
+		if took[i] > 2500*time.Millisecond {
+			t.Errorf("login %d took %s with a 1s timeout: the JWKS fetches queued", i, took[i].Round(time.Millisecond))
+		}
+	}
+}
+
+func TestRotationJustAfterAFetchWaitsOutTheRateLimit(t *testing.T) {
+	srv := newFakeSgID(t, sgidtest.Options{})
+	c := clientFor(t, srv, nil, func(c *sgid.Config) { c.JWKSRefreshInterval = 2 * time.Second })
+	if _, err := login(t, c); err != nil {
+		t.Fatal(err)
+	}
+	srv.RotateSigningKey()
+	start := time.Now()
+	if _, err := login(t, c); err != nil {
+		t.Fatalf("the first login after a rotation within the refresh interval failed: %v", err)
+	}
+	if n := srv.Requests(sgidtest.EndpointJWKS); n != 2 {
+		t.Errorf("JWKS fetched %d times, want 2", n)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the login took %s; the wait should end with the 2s interval", took)
+	}
+}

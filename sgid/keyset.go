@@ -22,8 +22,9 @@ type keySet struct {
 	client     *Client
 	minRefresh time.Duration
 
-	cache atomic.Pointer[jwksSnapshot]
-	mu    sync.Mutex // serialises fetches
+	cache    atomic.Pointer[jwksSnapshot]
+	mu       sync.Mutex // guards inflight
+	inflight *flight
 }
 
 type jwksSnapshot struct {
@@ -103,30 +104,84 @@ func (s *jwksSnapshot) candidates(kid string) []*rsa.PublicKey {
 // refresh fetches the JWKS unless another caller just did, or the last fetch was
 // less than minRefresh ago. A failed fetch keeps the old keys: a stale set that
 // holds the kid still verifies while sgID's JWKS endpoint is down.
+//
+// Concurrent callers share one fetch and its outcome, each waiting no longer than
+// its own context allows. When the rate limit holds back a refetch for an
+// unknown kid (sgID rotated just after the last fetch), a caller whose deadline
+// leaves room waits the limit out instead of failing the login.
 func (k *keySet) refresh(ctx context.Context, kid string) (*jwksSnapshot, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	cur := k.cache.Load()
-	now := k.client.now()
-	if cur != nil {
-		age := now.Sub(cur.fetched)
-		if len(cur.candidates(kid)) > 0 && age <= maxJWKSAge {
-			return cur, nil // another caller fetched it while this one waited
+	for {
+		k.mu.Lock()
+		cur := k.cache.Load()
+		now := k.client.now()
+		if cur != nil && len(cur.candidates(kid)) > 0 && now.Sub(cur.fetched) <= maxJWKSAge {
+			k.mu.Unlock()
+			return cur, nil // another caller fetched it
 		}
-		if age < k.minRefresh {
-			return cur, nil // rate limited: the caller fails on the unknown kid
+		if f := k.inflight; f != nil {
+			k.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, &UnavailableError{Endpoint: "jwks", Err: ctx.Err()}
+			}
+			if f.err != nil {
+				if cur != nil && len(cur.candidates(kid)) > 0 {
+					return cur, nil
+				}
+				return nil, f.err
+			}
+			continue
 		}
+		if cur != nil && now.Sub(cur.fetched) < k.minRefresh {
+			k.mu.Unlock()
+			wait := k.minRefresh - now.Sub(cur.fetched)
+			// The wait and the fetch after it must fit the caller's deadline and
+			// the configured timeout.
+			budget := k.client.cfg.Timeout
+			if deadline, ok := ctx.Deadline(); ok {
+				budget = min(budget, time.Until(deadline))
+			}
+			if wait+time.Second > budget {
+				return cur, nil // rate limited: the caller fails on the unknown kid
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return cur, nil
+			}
+			continue
+		}
+		f := &flight{done: make(chan struct{})}
+		k.inflight = f
+		k.mu.Unlock()
+
+		fresh, err := k.fetch(ctx)
+		k.mu.Lock()
+		if err == nil {
+			fresh.fetched = now
+			k.cache.Store(fresh)
+		}
+		f.err = err
+		k.inflight = nil
+		close(f.done)
+		k.mu.Unlock()
+		if err != nil {
+			if cur != nil && len(cur.candidates(kid)) > 0 {
+				return cur, nil
+			}
+			return nil, err
+		}
+		return fresh, nil
 	}
-	fresh, err := k.fetch(ctx)
-	if err != nil {
-		if cur != nil && len(cur.candidates(kid)) > 0 {
-			return cur, nil
-		}
-		return nil, err
-	}
-	fresh.fetched = now
-	k.cache.Store(fresh)
-	return fresh, nil
+}
+
+// flight is a JWKS fetch in progress; done closes when err is set.
+type flight struct {
+	done chan struct{}
+	err  error
 }
 
 func (k *keySet) fetch(ctx context.Context) (*jwksSnapshot, error) {
