@@ -70,11 +70,7 @@ func (h *Handler) ownsHeader(name string) bool {
 		}
 		folded = append(folded, c)
 	}
-	if string(folded[:min(len(folded), len(ownedPrefix))]) == ownedPrefix || h.owned[string(folded)] {
-		return true
-	}
-	// A configured name spelled with '.' is kept that way in owned.
-	return strings.IndexByte(name, '.') >= 0 && h.owned[normalizeHeader(name)]
+	return string(folded[:min(len(folded), len(ownedPrefix))]) == ownedPrefix || h.owned[string(folded)]
 }
 
 // lookup finds the request's session: from the cache by cookie fingerprint, or by

@@ -258,9 +258,9 @@ func DefaultHeader(field string) string {
 }
 
 // normalizeHeader reads a header name the way CGI, PHP-FPM and friends do:
-// case-insensitive, with '_' and '-' the same.
+// case-insensitive, with '_', '.' and '-' the same (PHP maps '.' to '_' too).
 func normalizeHeader(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
 }
 
 // configError is a Validate error about one subdirective, so the Caddyfile
