@@ -438,8 +438,18 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 	return def
 }
 
+// Cleanup lets go of what a replaced config held: idle connections to sgID would
+// otherwise linger until their idle timeout after every reload.
+func (h *Handler) Cleanup() error {
+	if h.client != nil {
+		h.client.CloseIdleConnections()
+	}
+	return nil
+}
+
 // Interface guards
 var (
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)

@@ -239,6 +239,10 @@ func (c *Client) Scopes() []string { return append([]string(nil), c.cfg.Scopes..
 // PrivateKey is the parsed client private key.
 func (c *Client) PrivateKey() *rsa.PrivateKey { return c.key }
 
+// CloseIdleConnections closes the client's idle connections to sgID, for when
+// it is being replaced (a Caddy config reload).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // do sends req with the configured timeout and reads at most limit bytes of the
 // body. Transport failures, timeouts and 5xx become UnavailableError; other
 // statuses are the caller's to interpret.
