@@ -108,7 +108,8 @@ func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, 
 }
 
 // ReadAttempt returns the attempt whose State is state, if its cookie is present,
-// authentic and younger than AttemptTTL. Like Read, it prefers the __Host- name.
+// authentic and younger than AttemptTTL. Like Read, it prefers the __Host- name,
+// and over TLS takes nothing else.
 // Errors match ErrNoCookie, ErrInvalid or ErrExpired.
 func (c *Codec) ReadAttempt(r *http.Request, state string) (*Attempt, error) {
 	if state == "" {
@@ -126,7 +127,7 @@ func (c *Codec) ReadAttempt(r *http.Request, state string) (*Attempt, error) {
 	}
 	form := hostForm
 	if !seen[hostForm] {
-		if !seen[plainForm] {
+		if !seen[plainForm] || r.TLS != nil {
 			return nil, ErrNoCookie
 		}
 		form = plainForm

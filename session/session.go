@@ -28,9 +28,11 @@ type Data struct {
 // of ErrNoCookie, ErrInvalid, ErrExpired or ErrIdle.
 //
 // Read needs no secure flag: it takes the "__Host-" form of the name if the request
-// carries it and the plain form otherwise. The MAC binds the full name, so a value
-// written under one form cannot be presented under the other: a cookie planted
-// without the __Host- protections holds only what a plain-HTTP login produced.
+// carries it and the plain form otherwise, except over TLS, where it takes only the
+// __Host- form: a plain-named cookie there could have been set by a sibling
+// subdomain (cookie tossing), with a session from a plain-HTTP site sharing the
+// secrets. The MAC binds the full name, so a value written under one form cannot
+// be presented under the other.
 //
 // Chunks beyond the count sealed into the first one are ignored rather than refused:
 // they are what two overlapping logins in two tabs leave behind, they cannot change
@@ -38,7 +40,7 @@ type Data struct {
 func (c *Codec) Read(r *http.Request) (*Data, error) {
 	var k carried
 	c.scan(r, &k)
-	form := k.form()
+	form := k.form(r.TLS != nil)
 	if form < 0 {
 		return nil, ErrNoCookie
 	}
@@ -67,7 +69,7 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
 	var k carried
 	c.scan(r, &k)
-	form := k.form()
+	form := k.form(r.TLS != nil)
 	if form < 0 {
 		return sum, false
 	}
@@ -86,12 +88,13 @@ func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
 	return sha256.Sum256(buf), true
 }
 
-// form picks the name form Read uses: __Host- first. -1 when there is no session.
-func (k *carried) form() int {
+// form picks the name form Read uses: __Host- first, and only that over TLS. -1
+// when there is no session.
+func (k *carried) form(tls bool) int {
 	switch {
 	case k.seen[hostForm]&1 != 0:
 		return hostForm
-	case k.seen[plainForm]&1 != 0:
+	case k.seen[plainForm]&1 != 0 && !tls:
 		return plainForm
 	}
 	return -1
