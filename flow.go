@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -228,8 +229,14 @@ func safeReturnTo(raw string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return "/"
 	}
-	if strings.HasPrefix(u.Path, reservedPrefix) {
-		return "/"
+	// Dot segments count: a browser resolves them ("/a/../.sgid/logout", and
+	// "/a/%2e%2e/.sgid/logout" too, hence the decoded path), and http.Redirect
+	// cleans the raw text before '?', any '#' in it included.
+	rawPath, _, _ := strings.Cut(raw, "?")
+	for _, p := range [2]string{u.Path, rawPath} {
+		if strings.HasPrefix(path.Clean(p)+"/", reservedPrefix) {
+			return "/"
+		}
 	}
 	return raw
 }

@@ -137,26 +137,3 @@ func TestReadRejectsGarbage(t *testing.T) {
 		})
 	}
 }
-
-// FuzzRead checks that no Cookie header makes Read panic or return anything but a
-// session or one of the documented errors.
-func FuzzRead(f *testing.F) {
-	c, _ := newCodec(f, nil)
-	b := newBrowser(f)
-	b.write(c, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(5 << 10)}}, false)
-	f.Add(b.request().Header.Get("Cookie"))
-	f.Add("sgid_session=2.AAAA; sgid_session_1=BBBB")
-	f.Add("__Host-sgid_session=1.QUFBQQ==; sgid_session=3.")
-	f.Fuzz(func(t *testing.T, header string) {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.Header.Set("Cookie", header)
-		d, err := c.Read(r)
-		switch {
-		case err == nil && d == nil:
-			t.Fatal("nil session without an error")
-		case err != nil && !errors.Is(err, ErrNoCookie) && !errors.Is(err, ErrInvalid):
-			t.Fatalf("unexpected error kind: %v", err)
-		}
-		c.Fingerprint(r)
-	})
-}

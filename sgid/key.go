@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,14 @@ type KeyError struct {
 
 func (e *KeyError) Error() string {
 	return fmt.Sprintf("sgid: private key %s problem: %s", e.Problem, e.Detail)
+}
+
+// otherPEMTypes are the labels of PEM blocks pasted by mistake that an error may
+// name. Any other label is not repeated: text between "-----BEGIN " and "-----" in
+// a mangled key can be the key itself.
+var otherPEMTypes = []string{
+	"CERTIFICATE", "TRUSTED CERTIFICATE", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST", "X509 CRL",
+	"PUBLIC KEY", "RSA PUBLIC KEY", "EC PRIVATE KEY", "EC PARAMETERS", "DSA PRIVATE KEY", "OPENSSH PRIVATE KEY",
 }
 
 const (
@@ -91,7 +100,11 @@ func ParsePrivateKey(text string) (*rsa.PrivateKey, error) {
 			return nil, &KeyError{KeyFormat, "the PRIVATE KEY block is not a valid PKCS#8 key"}
 		}
 	default:
-		return nil, &KeyError{KeyType, fmt.Sprintf("a %q PEM block is not a private key: expected PRIVATE KEY (PKCS#8) or RSA PRIVATE KEY (PKCS#1)", sanitize(block.Type))}
+		kind := "a PEM block of another type"
+		if slices.Contains(otherPEMTypes, block.Type) {
+			kind = fmt.Sprintf("a %q PEM block", block.Type)
+		}
+		return nil, &KeyError{KeyType, kind + " is not a private key: expected PRIVATE KEY (PKCS#8) or RSA PRIVATE KEY (PKCS#1)"}
 	}
 
 	rsaKey, ok := key.(*rsa.PrivateKey)
