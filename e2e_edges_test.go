@@ -203,3 +203,18 @@ func TestHS256AssertionVerifiesWithTheSharedSecret(t *testing.T) {
 		t.Errorf("jwks.json with HS256: %d, want 404 (no public keys to publish)", resp.StatusCode)
 	}
 }
+
+func TestGatewayPagesLeakNoRefererAndCannotBeFramed(t *testing.T) {
+	g := newGateway(t, gatewayOptions{})
+	b := g.newBrowser()
+	resp, _ := b.get(g.base + "/.sgid/callback?code=c&state=s")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("callback without an attempt: %d, want 400", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Referrer-Policy"); got != "no-referrer" {
+		t.Errorf("callback page Referrer-Policy %q, want no-referrer", got)
+	}
+	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("error page can be framed: CSP %q, X-Frame-Options %q", resp.Header.Get("Content-Security-Policy"), resp.Header.Get("X-Frame-Options"))
+	}
+}

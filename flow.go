@@ -18,6 +18,9 @@ import (
 // serveReserved answers the gateway's own endpoints under /.sgid/. Unknown
 // paths there are 404s and never reach the upstream.
 func (h *Handler) serveReserved(w http.ResponseWriter, r *http.Request) error {
+	// The callback's URL holds the code and state: no page here may pass it on
+	// in a Referer.
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	switch strings.TrimPrefix(r.URL.Path, reservedPrefix) {
 	case "callback":
 		return h.callback(w, r)

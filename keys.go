@@ -125,7 +125,8 @@ func parseECKey(text string) (*ecdsa.PrivateKey, error) {
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(block.Bytes)
 	default:
-		return nil, fmt.Errorf("signing_key: a %q PEM block is not an EC private key", block.Type)
+		// The label is not echoed: in a mangled key it can be key text.
+		return nil, errors.New("signing_key: the PEM block is not an EC private key (want PRIVATE KEY or EC PRIVATE KEY)")
 	}
 	if err != nil {
 		return nil, errors.New("signing_key: the PEM block does not parse as a private key")

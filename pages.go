@@ -70,7 +70,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 func writePage(w http.ResponseWriter, status int, p page) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	return pageTemplate.Execute(w, p)
 }

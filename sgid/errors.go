@@ -126,7 +126,11 @@ type DecryptionError struct {
 }
 
 func (e *DecryptionError) Error() string {
-	return fmt.Sprintf("sgid: decrypting userinfo %s: %v", e.Field, e.Err)
+	// go-jose quotes header values from the response in its errors: bound them.
+	if e.Err == nil {
+		return "sgid: decrypting userinfo " + e.Field
+	}
+	return fmt.Sprintf("sgid: decrypting userinfo %s: %s", e.Field, sanitize(e.Err.Error()))
 }
 
 func (e *DecryptionError) Unwrap() error        { return e.Err }

@@ -120,3 +120,11 @@ func TestParsePrivateKeyNamesTheProblemWithoutEchoingTheKey(t *testing.T) {
 func pemText(typ string, der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
 }
+
+func TestDecryptionErrorBoundsNetworkText(t *testing.T) {
+	long := strings.Repeat("A", 5000) + "\x00\n"
+	err := &sgid.DecryptionError{Field: "key", Err: errors.New("go-jose: unknown alg " + long)}
+	if msg := err.Error(); len(msg) > 300 || strings.ContainsAny(msg, "\x00\n") {
+		t.Errorf("DecryptionError carries %d bytes of network text, controls included", len(msg))
+	}
+}
