@@ -1,0 +1,218 @@
+package instances
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
+)
+
+// caddyBin is cmd/caddy, built once for the package by TestMain.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-sgid-instances")
+	if err != nil {
+		panic(err)
+	}
+	if caddyBin, err = Build(dir, false); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// fixture is one fake sgID, one app, and a directory for the Caddy processes
+// of one test.
+type fixture struct {
+	t   *testing.T
+	idp *sgidtest.Server
+	app *httptest.Server
+	dir string
+	env []string
+}
+
+func newFixture(t *testing.T, env ...string) *fixture {
+	t.Helper()
+	idp, err := sgidtest.NewServer(sgidtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	app := Upstream()
+	t.Cleanup(app.Close)
+	return &fixture{t: t, idp: idp, app: app, dir: t.TempDir(), env: append(Env(idp), env...)}
+}
+
+// site is a Site on a free port in front of the fixture's app, with its
+// admin API on a free port if admin is set.
+func (f *fixture) site(storage string, admin bool) Site {
+	f.t.Helper()
+	s := Site{Storage: storage, Upstream: strings.TrimPrefix(f.app.URL, "http://")}
+	var err error
+	if s.Addr, err = FreeAddr(); err != nil {
+		f.t.Fatal(err)
+	}
+	if admin {
+		if s.Admin, err = FreeAddr(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// start runs a Caddy for s, stopped when the test ends. Its output is logged
+// if the test fails.
+func (f *fixture) start(name string, s Site) *Process {
+	f.t.Helper()
+	p, err := Start(caddyBin, f.dir, name, s, f.env)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() {
+		p.Stop()
+		if f.t.Failed() {
+			f.t.Logf("caddy %s output:\n%s", name, p.Tail(30))
+		}
+	})
+	return p
+}
+
+// login logs a new browser in at s and returns its session cookies and the
+// sub the app saw, which must be the default persona's.
+func (f *fixture) login(s Site) (cookie, sub string) {
+	f.t.Helper()
+	cookie, resp, err := Login(http.DefaultTransport, "http://"+s.Addr)
+	if err != nil {
+		f.t.Fatalf("login at %s: %v", s.Addr, err)
+	}
+	sub = resp.Header.Get("X-Seen-X-Sgid-Sub")
+	if want := sgidtest.PairwiseSub(f.idp.ClientID(), sgidtest.Personas()[0].ID); sub != want {
+		f.t.Fatalf("login at %s: the app saw sub %q, want %q", s.Addr, sub, want)
+	}
+	return cookie, sub
+}
+
+// call sends one GET to url as a script would (so no session is a 401, not a
+// redirect), with the cookie header if any, and returns the response with its
+// body read.
+func call(c *http.Client, url, cookie string) (*http.Response, string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Accept", "application/json")
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, string(body), err
+}
+
+func mustCall(t *testing.T, url, cookie string) (*http.Response, string) {
+	t.Helper()
+	resp, body, err := call(http.DefaultClient, url, cookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// verifyES256 checks a compact JWS against a JWK Set with the standard library
+// only, as an app would, and returns its claims.
+func verifyES256(token string, jwks []byte) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("not a compact JWS: %d parts", len(parts))
+	}
+	var header struct{ Alg, Kid string }
+	if err := decodeSegment(parts[0], &header); err != nil {
+		return nil, err
+	}
+	if header.Alg != "ES256" {
+		return nil, fmt.Errorf("alg %q, want ES256", header.Alg)
+	}
+	var set struct {
+		Keys []struct{ Kty, Crv, Kid, X, Y string }
+	}
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		return nil, fmt.Errorf("signature is not 64 bytes of base64url")
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	for _, k := range set.Keys {
+		if k.Kid != header.Kid || k.Kty != "EC" || k.Crv != "P-256" {
+			continue
+		}
+		x, errX := base64.RawURLEncoding.DecodeString(k.X)
+		y, errY := base64.RawURLEncoding.DecodeString(k.Y)
+		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+			return nil, fmt.Errorf("jwks key %s: bad coordinates", k.Kid)
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return nil, fmt.Errorf("jwks key %s: %w", k.Kid, err)
+		}
+		if !ecdsa.Verify(pub, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+			return nil, fmt.Errorf("signature does not verify with key %s", k.Kid)
+		}
+		var claims map[string]any
+		if err := decodeSegment(parts[1], &claims); err != nil {
+			return nil, err
+		}
+		if exp, _ := claims["exp"].(float64); time.Unix(int64(exp), 0).Before(time.Now()) {
+			return nil, fmt.Errorf("assertion expired")
+		}
+		return claims, nil
+	}
+	return nil, fmt.Errorf("no key %q in the JWKS", header.Kid)
+}
+
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return fmt.Errorf("segment not base64url: %w", err)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// storedKeys lists the key files the handler generated under storage.
+func storedKeys(t *testing.T, storage string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(storage, "sgid"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(storage, path)
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

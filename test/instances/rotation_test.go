@@ -1,0 +1,156 @@
+package instances
+
+import (
+	"crypto/rand"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+)
+
+// Rotating the session secret logs out exactly the users whose cookie was not
+// rewritten while both secrets were configured.
+//
+// The gateway rewrites a cookie only when the idle window needs sliding
+// (session.Codec.NeedsRefresh: once min(max(idle/4, 1m), idle/2) has passed
+// since the last write, here 8s of a 16s idle_timeout), not because it was
+// sealed with an older secret. So after `session_secret NEW OLD`, a user's
+// cookie moves to NEW on the first request made once it is due; a user seen
+// only before that, or not at all, still holds an OLD cookie and is logged out
+// when OLD is dropped. Every OLD cookie was written before the rotation and
+// dies idle_timeout after its last write at the latest, so an overlap of
+// idle_timeout (not session_lifetime) logs out nobody who would still be
+// logged in.
+//
+// Three groups of users logged in under S1, then S2 S1 configured:
+//   - rewritten: requests made once their cookies were due: new cookies sealed
+//     with S2 (and not S1); still logged in after S1 is dropped;
+//   - early: requests made during the overlap, before their cookies were due:
+//     no new cookie; logged out when S1 is dropped;
+//   - unseen: no request during the overlap; logged out.
+//
+// The logged-out cookies are still alive under S1 when refused (a client-side
+// codec with S1 and the same idle_timeout reads them), so it is the rotation
+// that ends them, not the idle timeout.
+func TestSecretRotationLogsOutOnlyCookiesNotRewritten(t *testing.T) {
+	t.Parallel()
+	s1, s2 := rand.Text()+rand.Text(), rand.Text()+rand.Text() // 52 characters each
+	f := newFixture(t, "SGID_S1="+s1, "SGID_S2="+s2)
+	const idle = 16 * time.Second
+	const dueAfter = idle / 2
+	base := f.site(filepath.Join(f.dir, "storage"), true)
+	config := func(secrets string) Site {
+		s := base
+		s.Sgid = "\t\tsession_secret " + secrets + "\n\t\tidle_timeout 16s"
+		return s
+	}
+	p := f.start("rotation", config("{env.SGID_S1}"))
+	site := "http://" + base.Addr + "/account"
+	onlyS1 := codec(t, s1, idle)
+	onlyS2 := codec(t, s2, idle)
+
+	type user struct {
+		group    string
+		cookie   string
+		loggedIn time.Time // after the login's last response: the cookie was written before
+	}
+	var users []*user
+	for _, g := range []struct {
+		name string
+		n    int
+	}{{"rewritten", 7}, {"unseen", 7}, {"early", 6}} {
+		for range g.n {
+			cookie, _ := f.login(base)
+			if !opens(onlyS1, cookie) {
+				t.Fatal("a cookie written under session_secret S1 does not open with S1")
+			}
+			users = append(users, &user{group: g.name, cookie: cookie, loggedIn: time.Now()})
+		}
+	}
+	sub := func(resp *http.Response) string { return resp.Header.Get("X-Seen-X-Sgid-Sub") }
+
+	if err := p.Reload(config("{env.SGID_S2} {env.SGID_S1}")); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.group != "early" {
+			continue
+		}
+		if time.Since(u.loggedIn) > dueAfter-2*time.Second {
+			t.Fatalf("the early group's first request came %s after its login: too slow to test a cookie not yet due", time.Since(u.loggedIn))
+		}
+		resp, _ := mustCall(t, site, u.cookie)
+		if resp.StatusCode != http.StatusOK || sub(resp) == "" {
+			t.Fatalf("early user during the overlap: %d, want 200 with identity", resp.StatusCode)
+		}
+		if len(resp.Cookies()) != 0 {
+			t.Errorf("early user during the overlap got new cookies before the idle window needed sliding: %v", resp.Header["Set-Cookie"])
+		}
+	}
+	last := users[0].loggedIn
+	for _, u := range users {
+		if u.group == "rewritten" {
+			last = u.loggedIn
+		}
+	}
+	time.Sleep(time.Until(last.Add(dueAfter + 200*time.Millisecond)))
+	for _, u := range users {
+		if u.group != "rewritten" {
+			continue
+		}
+		resp, _ := mustCall(t, site, u.cookie)
+		if resp.StatusCode != http.StatusOK || sub(resp) == "" {
+			t.Fatalf("user during the overlap: %d, want 200 with identity", resp.StatusCode)
+		}
+		u.cookie = UpdateCookies(u.cookie, resp)
+		if !opens(onlyS2, u.cookie) || opens(onlyS1, u.cookie) {
+			t.Errorf("a cookie due for refresh during the overlap is not resealed with S2 alone (Set-Cookie: %v)", resp.Header["Set-Cookie"])
+		}
+	}
+
+	if err := p.Reload(config("{env.SGID_S2}")); err != nil {
+		t.Fatal(err)
+	}
+	kept, dropped := 0, 0
+	for _, u := range users {
+		alive := opens(onlyS1, u.cookie)
+		resp, _ := mustCall(t, site, u.cookie)
+		switch u.group {
+		case "rewritten":
+			if resp.StatusCode != http.StatusOK || sub(resp) == "" {
+				t.Errorf("a user whose cookie was rewritten during the overlap: %d after S1 was dropped, want 200 with identity", resp.StatusCode)
+			}
+			kept++
+		default:
+			if !alive {
+				t.Fatalf("an %s user's S1 cookie is no longer alive %s after its login: the test ran too slowly to tell the rotation from the idle timeout", u.group, time.Since(u.loggedIn))
+			}
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("an %s user (cookie sealed with S1 only) after S1 was dropped: %d, want 401", u.group, resp.StatusCode)
+			}
+			dropped++
+		}
+	}
+	t.Logf("after S1 -> S2 S1 -> S2: %d users kept (cookies rewritten during the overlap), %d logged out (6 seen before their cookies were due, 7 not seen)", kept, dropped)
+}
+
+// codec is a client-side session codec with one secret and the gateway's
+// idle timeout, to tell which secret sealed a cookie and whether it is alive.
+func codec(t *testing.T, secret string, idle time.Duration) *session.Codec {
+	t.Helper()
+	c, err := session.New(session.Config{Secrets: [][]byte{[]byte(secret)}, IdleTimeout: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// opens reports whether c reads a live session from the Cookie header.
+func opens(c *session.Codec, cookie string) bool {
+	req, _ := http.NewRequest(http.MethodGet, "http://example/", nil)
+	req.Header.Set("Cookie", cookie)
+	_, err := c.Read(req)
+	return err == nil
+}
