@@ -235,13 +235,16 @@ func TestAbuseRemovedSecretEndsChunkedSessionsAndPendingLogins(t *testing.T) {
 			httpPort: atoi(t, mustURL(t, g.base).Port()), storage: g.storage, globalExtra: log.option})
 	}
 
+	sealedWithS1 := g.sessionCookies(b)
 	reload(s2 + " " + s1)
 	if resp, _ := b.api(http.MethodGet, g.base+"/api"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("with the old secret still listed: %d, want 200", resp.StatusCode)
 	}
 	reload(s2)
-	cookies := g.sessionCookies(b)
-	g.assertNoSession(t, "session made with a removed secret", cookieHeader(cookies))
+	g.assertNoSession(t, "session made with a removed secret", cookieHeader(sealedWithS1))
+	if resp, _ := b.api(http.MethodGet, g.base+"/api"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the session resealed while both secrets were listed: %d after the old one was removed, want 200", resp.StatusCode)
+	}
 	resp, body := pending.noFollow().get(inFlight)
 	assertRefused(t, "a login started under a removed secret", resp, body, http.StatusBadRequest, "Login expired")
 	if s := g.login(b, "/again"); s.header("X-Children") == "" {

@@ -99,7 +99,7 @@ func rsaDecryptTime(key *rsa.PrivateKey) (time.Duration, error) {
 // distinctSessions sends one request each for n sessions minted with the
 // gateway's session secret (the codec is the gateway's own), 32 at a time,
 // and checks each got the upstream's 200 with identity.
-func distinctSessions(siteURL, secret string, n int) error {
+func distinctSessions(siteURL, secret string, from, n int) error {
 	codec, err := session.New(session.Config{Secrets: [][]byte{[]byte(secret)}})
 	if err != nil {
 		return err
@@ -108,6 +108,7 @@ func distinctSessions(siteURL, secret string, n int) error {
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var next, failed atomic.Int64
+	next.Store(int64(from))
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -117,7 +118,7 @@ func distinctSessions(siteURL, secret string, n int) error {
 			defer wg.Done()
 			for {
 				i := next.Add(1)
-				if i > int64(n) {
+				if i > int64(from+n) {
 					return
 				}
 				if err := oneSession(c, codec, siteURL, i); err != nil {

@@ -188,7 +188,16 @@ func (b *bench) run() error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "%d distinct sessions\n", b.sessions)
-	if err := distinctSessions(sgidURL, secret, b.sessions); err != nil {
+	// RSS after the first half and after all: with the cache bounded, the
+	// second half adds nothing.
+	half := b.sessions / 2
+	if err := distinctSessions(sgidURL, secret, 0, half); err != nil {
+		return err
+	}
+	if t.rssAfterHalf, err = rss(c.pid); err != nil {
+		return err
+	}
+	if err := distinctSessions(sgidURL, secret, half, b.sessions-half); err != nil {
 		return err
 	}
 	t.sessions = b.sessions

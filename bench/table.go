@@ -15,6 +15,7 @@ type table struct {
 	sessions                int
 	rssBareOnly             int64
 	rssAfterLoad            int64
+	rssAfterHalf            int64
 	rssAfterSessions        int64
 }
 
@@ -62,6 +63,7 @@ func (t *table) print(w io.Writer, l loadRun) {
 	fmt.Fprintf(w, "%-44s %12.2f   = %.2fx one RSA-2048 OAEP decryption (%.2f ms); target <= 1.25x: %s\n", "gateway CPU ms per login", ms(t.logins.cpuPerOp), lr, ms(t.logins.rsaDecrypt), mark(lr <= 1.25))
 	growth := mib(t.rssAfterSessions - t.rssAfterLoad)
 	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for %d sessions; cache bound 4096 entries)\n", "RSS MiB after distinct sessions", mib(t.rssAfterSessions), growth, t.sessions)
+	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for the second %d)\n", "  of which after the first half", mib(t.rssAfterHalf), mib(t.rssAfterSessions-t.rssAfterHalf), t.sessions-t.sessions/2)
 	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects\n",
 		sum(t.bare, func(r wrkResult) int { return r.ok }), sum(t.gated, func(r wrkResult) int { return r.ok }), t.unauthGated.ok)
 }

@@ -261,11 +261,18 @@ func (c *Codec) seal(macName string, payload []byte) (string, error) {
 // Every failure is ErrInvalid; securecookie's reasons are dropped since none of them
 // helps a caller and a wrong guess among secrets is expected during rotation.
 func (c *Codec) open(macName, value string) ([]byte, error) {
+	plain, _, err := c.openWhich(macName, value)
+	return plain, err
+}
+
+// openWhich is open that also tells which secret opened the value: 0 is the
+// current one.
+func (c *Codec) openWhich(macName, value string) ([]byte, int, error) {
 	var plain []byte
-	for _, s := range c.sealers {
+	for i, s := range c.sealers {
 		if s.Decode(macName, value, &plain) == nil {
-			return plain, nil
+			return plain, i, nil
 		}
 	}
-	return nil, ErrInvalid
+	return nil, -1, ErrInvalid
 }

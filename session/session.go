@@ -22,6 +22,10 @@ type Data struct {
 	// Refreshed is when the cookie was last written, in whole seconds: the idle
 	// timeout runs from here.
 	Refreshed time.Time
+
+	// oldSecret: Read opened the cookie with a secret other than the first, so
+	// NeedsRefresh asks for it to be resealed before that secret is removed.
+	oldSecret bool
 }
 
 // Read returns the request's session. Every error means "no session" and matches one
@@ -48,7 +52,7 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := c.open(macName, value)
+	plain, which, err := c.openWhich(macName, value)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +63,7 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 	if err := c.Check(d); err != nil {
 		return nil, err
 	}
+	d.oldSecret = which > 0
 	return d, nil
 }
 
@@ -155,8 +160,12 @@ func (c *Codec) Expiry(d *Data) time.Time {
 // therefore write no cookie, at the price of the idle timeout being measured from the
 // last write: a user idle for three quarters of it may already be logged out. Once
 // the idle window reaches the end of the lifetime, rewriting gains nothing and this
-// stays false.
+// stays false. A session that only an old secret opened always needs a refresh,
+// so every user seen while secrets rotate moves to the new one.
 func (c *Codec) NeedsRefresh(d *Data) bool {
+	if d.oldSecret {
+		return true // reseal under the current secret while the old one still opens it
+	}
 	if !d.Refreshed.Add(c.idle).Before(d.Created.Add(c.lifetime)) {
 		return false
 	}
@@ -180,6 +189,7 @@ func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bo
 	}
 	d.Created = time.Unix(d.Created.Unix(), 0)
 	d.Refreshed = now
+	d.oldSecret = false
 	exp := c.Expiry(d)
 	if !now.Before(exp) {
 		return fmt.Errorf("writing session: %w", ErrExpired)

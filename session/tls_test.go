@@ -38,3 +38,29 @@ func TestOverTLSPlainNamedCookiesAreNoSession(t *testing.T) {
 		t.Errorf("ReadAttempt over TLS of a plain-named attempt: %v, want ErrNoCookie", err)
 	}
 }
+
+// A session only an old secret opens asks to be resealed, so every user seen
+// while secrets rotate moves to the new one before the old one is removed.
+func TestSessionOpenedByAnOldSecretNeedsRefresh(t *testing.T) {
+	old, _ := newCodec(t, nil)
+	b := newBrowser(t)
+	b.write(old, typicalData(), false)
+
+	rotating, _ := newCodec(t, func(c *Config) { c.Secrets = [][]byte{secret(9), c.Secrets[0]} })
+	d, err := rotating.Read(b.request())
+	if err != nil {
+		t.Fatalf("the old secret no longer opens the session during rotation: %v", err)
+	}
+	if !rotating.NeedsRefresh(d) {
+		t.Fatal("a session opened by an old secret does not ask to be resealed")
+	}
+	b.write(rotating, d, false)
+	d, err = rotating.Read(b.request())
+	if err != nil || rotating.NeedsRefresh(d) {
+		t.Fatalf("after the reseal: err %v, still needs refresh %v", err, err == nil && rotating.NeedsRefresh(d))
+	}
+	rotated, _ := newCodec(t, func(c *Config) { c.Secrets = [][]byte{secret(9)} })
+	if _, err := rotated.Read(b.request()); err != nil {
+		t.Errorf("the resealed session does not open with the new secret alone: %v", err)
+	}
+}
