@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 )
 
 // caddyfileSeeds are the sgid blocks of every Caddyfile the repository ships, as
@@ -124,7 +125,7 @@ func TestFuzzCaddyfileCorpusHoldsEveryShippedBlock(t *testing.T) {
 			os.Remove(file)
 		}
 		for name, text := range seeds {
-			writeCorpusFile(t, "FuzzUnmarshalCaddyfile", "shipped-"+name, text)
+			fuzzcorpus.Write(t, "FuzzUnmarshalCaddyfile", "shipped-"+name, text)
 		}
 	}
 	for name, text := range seeds {
@@ -133,7 +134,7 @@ func TestFuzzCaddyfileCorpusHoldsEveryShippedBlock(t *testing.T) {
 			t.Errorf("%s is missing: run go test -run TestFuzzCaddyfileCorpus -update-fuzz-corpus .", file)
 			continue
 		}
-		if args := readCorpusFile(t, file); len(args) != 1 || args[0] != text {
+		if args := fuzzcorpus.Read(t, file); len(args) != 1 || args[0] != text {
 			t.Errorf("%s is not the sgid block it was made from: run go test -run TestFuzzCaddyfileCorpus -update-fuzz-corpus .", file)
 			continue
 		}

@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 	"github.com/sgidproxy/caddy-sgid/session"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
@@ -349,7 +348,7 @@ func TestFuzzCorpusValidCookiesStillRead(t *testing.T) {
 			"userinfo-with-session":        {"", g.session[1], pathFlags("/.sgid/userinfo") | flagTLS},
 			"app-with-session-and-attempt": {"a=1", g.session[0] + "; " + g.attempt[0], pathFlags("/app/page") | flagHTML},
 		} {
-			writeCorpusFile(t, "FuzzCallback", name, s.query, s.cookies, s.flags)
+			fuzzcorpus.Write(t, "FuzzCallback", name, s.query, s.cookies, s.flags)
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzCallback", "*"))
@@ -357,7 +356,7 @@ func TestFuzzCorpusValidCookiesStillRead(t *testing.T) {
 		t.Fatal("no seeds: run go test -run TestFuzzCorpus -update-fuzz-corpus .")
 	}
 	for _, file := range files {
-		args := readCorpusFile(t, file)
+		args := fuzzcorpus.Read(t, file)
 		if len(args) != 3 || len(args[2]) != 1 {
 			t.Fatalf("%s: want a query, cookies and flags", file)
 		}
@@ -378,57 +377,4 @@ func TestFuzzCorpusValidCookiesStillRead(t *testing.T) {
 			}
 		}
 	}
-}
-
-// writeCorpusFile writes one seed in the go test fuzz v1 format.
-func writeCorpusFile(t *testing.T, target, name string, args ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, a := range args {
-		switch a.(type) {
-		case byte:
-			fmt.Fprintf(&b, "byte(%q)\n", a)
-		default:
-			fmt.Fprintf(&b, "string(%q)\n", a)
-		}
-	}
-	dir := filepath.Join("testdata", "fuzz", target)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readCorpusFile reads a seed of string and byte arguments, all as strings.
-func readCorpusFile(t *testing.T, file string) []string {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s: first line %q, want go test fuzz v1", file, lines[0])
-	}
-	var args []string
-	for _, line := range lines[1:] {
-		var s string
-		if quoted, ok := strings.CutPrefix(line, "string("); ok {
-			s, err = strconv.Unquote(strings.TrimSuffix(quoted, ")"))
-		} else if quoted, ok := strings.CutPrefix(line, "byte('"); ok {
-			var r rune
-			r, _, _, err = strconv.UnquoteChar(strings.TrimSuffix(quoted, "')"), '\'')
-			s = string([]byte{byte(r)})
-		} else {
-			err = fmt.Errorf("not a string or byte argument")
-		}
-		if err != nil {
-			t.Fatalf("%s: %q: %v", file, line, err)
-		}
-		args = append(args, s)
-	}
-	return args
 }

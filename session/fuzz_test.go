@@ -3,15 +3,15 @@ package session
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 )
 
 // The fuzz targets use newCodec: secret(1) and a clock stopped at t0, so the cookies
@@ -312,13 +312,13 @@ func TestFuzzCorpusValidSeedsStillDecode(t *testing.T) {
 	c, _ := newCodec(t, nil)
 	if *updateFuzzCorpus {
 		for _, s := range sessionSeeds(t, c) {
-			writeCorpusFile(t, "FuzzRead", s.name, s.header)
+			fuzzcorpus.Write(t, "FuzzRead", s.name, s.header)
 		}
 		for _, s := range attemptSeeds(t, c) {
-			writeCorpusFile(t, "FuzzReadAttempt", s.name, s.state, s.header)
+			fuzzcorpus.Write(t, "FuzzReadAttempt", s.name, s.state, s.header)
 		}
 		for _, s := range roundTripSeeds {
-			writeCorpusFile(t, "FuzzSessionRoundTrip", s.name, s.sub, s.fields, s.secure, s.prior)
+			fuzzcorpus.Write(t, "FuzzSessionRoundTrip", s.name, s.sub, s.fields, s.secure, s.prior)
 		}
 	}
 	check := func(target string, decode func(args []string) error) {
@@ -327,7 +327,7 @@ func TestFuzzCorpusValidSeedsStillDecode(t *testing.T) {
 			t.Errorf("no valid-* seeds for %s: run go test -update-fuzz-corpus ./session", target)
 		}
 		for _, file := range files {
-			if err := decode(readCorpusFile(t, file)); err != nil {
+			if err := decode(fuzzcorpus.Read(t, file)); err != nil {
 				t.Errorf("%s no longer decodes (%v): run go test -update-fuzz-corpus ./session", file, err)
 			}
 		}
@@ -340,48 +340,4 @@ func TestFuzzCorpusValidSeedsStillDecode(t *testing.T) {
 		_, err := c.ReadAttempt(cookieRequest(args[1]), args[0])
 		return err
 	})
-}
-
-// writeCorpusFile writes one seed in the go test fuzz v1 format.
-func writeCorpusFile(t *testing.T, target, name string, args ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, a := range args {
-		switch a.(type) {
-		case byte:
-			fmt.Fprintf(&b, "byte(%q)\n", a)
-		default: // string, bool
-			fmt.Fprintf(&b, "%T(%#v)\n", a, a)
-		}
-	}
-	dir := filepath.Join("testdata", "fuzz", target)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readCorpusFile reads a seed of string arguments.
-func readCorpusFile(t *testing.T, file string) []string {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s: first line %q, want go test fuzz v1", file, lines[0])
-	}
-	var args []string
-	for _, line := range lines[1:] {
-		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(line, "string("), ")"))
-		if err != nil {
-			t.Fatalf("%s: %q is not a string argument: %v", file, line, err)
-		}
-		args = append(args, s)
-	}
-	return args
 }

@@ -13,19 +13,17 @@ import (
 	"encoding/pem"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"math/big"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
@@ -344,7 +342,7 @@ func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error)
 func TestFuzzCorpusValidSeedsStillDecrypt(t *testing.T) {
 	if *updateFuzzCorpus {
 		for _, s := range userInfoSeeds(t) {
-			writeCorpusFile(t, "FuzzUserInfo", s.name, s.sub, s.body)
+			fuzzcorpus.Write(t, "FuzzUserInfo", s.name, s.sub, s.body)
 			if !strings.HasPrefix(s.name, "valid-") {
 				continue
 			}
@@ -357,7 +355,7 @@ func TestFuzzCorpusValidSeedsStillDecrypt(t *testing.T) {
 			}
 			for field, value := range ur.Data {
 				if field == "myinfo.name" || field == "myinfo.registered_address" {
-					writeCorpusFile(t, "FuzzDecryptUserInfo", s.name+"-"+field, ur.Key, field, value)
+					fuzzcorpus.Write(t, "FuzzDecryptUserInfo", s.name+"-"+field, ur.Key, field, value)
 				}
 			}
 		}
@@ -370,7 +368,7 @@ func TestFuzzCorpusValidSeedsStillDecrypt(t *testing.T) {
 			"pem-type-holding-key-text": "-----BEGIN MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-----\nAAAA\n-----END MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-----\n",
 			"escaped-but-not-pem":       `\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n`,
 		} {
-			writeCorpusFile(t, "FuzzParsePrivateKey", name, text)
+			fuzzcorpus.Write(t, "FuzzParsePrivateKey", name, text)
 		}
 	}
 	c := fuzzClient(t)
@@ -380,7 +378,7 @@ func TestFuzzCorpusValidSeedsStillDecrypt(t *testing.T) {
 		t.Fatal("no valid-* seeds: run go test -run TestFuzzCorpus -update-fuzz-corpus ./sgid")
 	}
 	for _, file := range append(files, more...) {
-		args := readCorpusFile(t, file)
+		args := fuzzcorpus.Read(t, file)
 		var err error
 		if len(args) == 2 {
 			ctx := context.WithValue(t.Context(), bodyKey{}, []byte(args[1]))
@@ -425,52 +423,4 @@ func keyTextSeeds(t testing.TB) map[string]string {
 		"public-key":             string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
 		"pkcs1-label-on-pkcs8":   strings.ReplaceAll(pkcs8, "PRIVATE KEY", "RSA PRIVATE KEY"),
 	}
-}
-
-// writeCorpusFile writes one seed in the go test fuzz v1 format.
-func writeCorpusFile(t *testing.T, target, name string, args ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, a := range args {
-		switch a.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", a)
-		default:
-			fmt.Fprintf(&b, "string(%q)\n", a)
-		}
-	}
-	dir := filepath.Join("testdata", "fuzz", target)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readCorpusFile reads a seed of string and []byte arguments, all as strings.
-func readCorpusFile(t *testing.T, file string) []string {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if lines[0] != "go test fuzz v1" {
-		t.Fatalf("%s: first line %q, want go test fuzz v1", file, lines[0])
-	}
-	var args []string
-	for _, line := range lines[1:] {
-		quoted, ok := strings.CutPrefix(line, "string(")
-		if !ok {
-			quoted, ok = strings.CutPrefix(line, "[]byte(")
-		}
-		s, err := strconv.Unquote(strings.TrimSuffix(quoted, ")"))
-		if !ok || err != nil {
-			t.Fatalf("%s: %q is not a string or []byte argument", file, line)
-		}
-		args = append(args, s)
-	}
-	return args
 }
