@@ -196,7 +196,9 @@ func TestAbuseCallbackErrorsFromSgIDGiveCleanPages(t *testing.T) {
 		{"access_denied without an attempt", "error=access_denied", false, http.StatusBadRequest, "Login expired"},
 		{"access_denied beside a code", "error=access_denied&code=x", true, http.StatusForbidden, "Login cancelled"},
 		{"server_error with markup in the description", "error=server_error&error_description=" +
-			url.QueryEscape(`<script>alert("x")</script> S1234567A`), true, http.StatusBadGateway, "Login failed"},
+			url.QueryEscape(`<script>alert("x")</script> S1234567A`), true, http.StatusBadGateway, "sgID unavailable"},
+		{"an error code sgID does not send for an outage", "error=invalid_scope", true, http.StatusBadRequest, "Login failed"},
+		{"a made-up error code", "error=" + url.QueryEscape("<b>made-up</b>"), true, http.StatusBadRequest, "Login failed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := g.newBrowser()

@@ -151,10 +151,13 @@ func (h *Handler) keep(data map[string]string) map[string]string {
 // loginFailure maps a client error to what the user sees.
 func loginFailure(err error, returnTo string) failure {
 	f := failure{err: err, retry: returnTo}
+	code, onCallback := callbackError(err)
 	switch {
 	case errors.Is(err, sgid.ErrAccessDenied):
 		f.status, f.title, f.message, f.reason = http.StatusForbidden, "Login cancelled", "The login was cancelled.", "cancelled"
-	case errors.Is(err, sgid.ErrUnavailable):
+	case onCallback && !sgidDown(code):
+		f.status, f.title, f.message, f.reason = http.StatusBadRequest, "Login failed", "sgID did not complete the login.", "error on the callback"
+	case errors.Is(err, sgid.ErrUnavailable), onCallback:
 		f.status, f.title, f.message, f.reason = http.StatusBadGateway, "sgID unavailable", "sgID could not be reached. Please try again in a moment.", "sgid unavailable"
 	case errors.Is(err, sgid.ErrInvalidGrant), errors.Is(err, sgid.ErrBadCallback):
 		f.status, f.title, f.message, f.reason = http.StatusBadRequest, "Login expired", "This login has expired or was already used.", "invalid grant or callback"
@@ -163,6 +166,19 @@ func loginFailure(err error, returnTo string) failure {
 	}
 	return f
 }
+
+// callbackError is the error= code the callback carried, if it did. sgID's
+// server_error and temporarily_unavailable mean it is down; any other code came
+// with the browser and is a bad request, not a bad gateway.
+func callbackError(err error) (code string, ok bool) {
+	var oe *sgid.OAuthError
+	if errors.As(err, &oe) && oe.Endpoint == "authorize" {
+		return oe.Code, true
+	}
+	return "", false
+}
+
+func sgidDown(code string) bool { return code == "server_error" || code == "temporarily_unavailable" }
 
 // logout ends the session and goes to return_to, or shows a page: sending the
 // user back into the site would only start a new login.

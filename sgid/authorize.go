@@ -83,17 +83,19 @@ func (c *Client) AuthURL(req *AuthRequest) string {
 // sgID, a state that is not req's, or a missing code is an error. It returns the
 // authorization code.
 func CheckCallback(query url.Values, req *AuthRequest) (string, error) {
+	// The state comes first: an error response carries it too (RFC 6749 4.1.2.1),
+	// and one that does not match is nobody's answer.
+	states := query["state"]
+	if len(states) != 1 || req == nil || req.State == "" ||
+		subtle.ConstantTimeCompare([]byte(states[0]), []byte(req.State)) != 1 {
+		return "", errBadCallback("state does not match this login attempt")
+	}
 	if code := query.Get("error"); code != "" {
 		return "", &OAuthError{
 			Endpoint:    "authorize",
 			Code:        sanitize(code),
 			Description: sanitize(query.Get("error_description")),
 		}
-	}
-	states := query["state"]
-	if len(states) != 1 || req == nil || req.State == "" ||
-		subtle.ConstantTimeCompare([]byte(states[0]), []byte(req.State)) != 1 {
-		return "", errBadCallback("state does not match this login attempt")
 	}
 	codes := query["code"]
 	if len(codes) != 1 || codes[0] == "" {
