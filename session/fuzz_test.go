@@ -148,7 +148,9 @@ func FuzzReadAttempt(f *testing.F) {
 			want := &Attempt{State: state, Nonce: "fresh", ReturnTo: "/"}
 			rec := httptest.NewRecorder()
 			if err := c.WriteAttempt(rec, r, want, secure); err != nil {
-				if errors.Is(err, ErrTooLarge) && len(state) > 2000 {
+				// A state of several hundred bytes may not fit one cookie once
+				// sealed (1,960 bytes did not); the gateway's states are 43.
+				if errors.Is(err, ErrTooLarge) && len(state) > 1024 {
 					continue
 				}
 				t.Fatalf("WriteAttempt(secure=%v): %v", secure, err)
