@@ -26,6 +26,12 @@ type cacheEntry struct {
 type headerValue struct {
 	name, value string
 	placeholder string // http.auth.user.<field>
+	boxed       any    // value, boxed once for the replacer instead of on every request
+}
+
+func newHeaderValue(name, raw, placeholder string) headerValue {
+	v := encodeHeaderValue(raw)
+	return headerValue{name: name, value: v, placeholder: placeholder, boxed: v}
 }
 
 // sessionCache maps a session cookie's fingerprint to its decoded entry, so an

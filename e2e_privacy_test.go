@@ -1,6 +1,7 @@
 package caddysgid_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,4 +73,59 @@ func redact(line, v string) string {
 	i := strings.Index(line, v)
 	start := max(0, i-120)
 	return line[start:i] + "<REDACTED>"
+}
+
+// The upstream gets the identity, never the credential: the session cookie and
+// any login attempt's cookie are removed from what it receives, while the app's
+// own cookies pass as they were.
+func TestUpstreamNeverSeesTheGatewaysCookies(t *testing.T) {
+	check := func(t *testing.T, s seen, wantIdentity bool) {
+		t.Helper()
+		cookie := strings.Join(s.Headers["Cookie"], "; ")
+		if cookie != "app_pref=dark" {
+			t.Errorf("the upstream's Cookie header is %q, want only the app's app_pref=dark", cookie)
+		}
+		if got := s.header("X-Sgid-Sub") != ""; got != wantIdentity {
+			t.Errorf("identity at the upstream: %v, want %v", got, wantIdentity)
+		}
+	}
+	for _, anonymous := range []bool{false, true} {
+		name := map[bool]string{false: "login required", true: "anonymous"}[anonymous]
+		t.Run(name, func(t *testing.T) {
+			o := gatewayOptions{}
+			if anonymous {
+				o.directives = "anonymous"
+			}
+			g := newGateway(t, o)
+			b := g.newBrowser()
+			b.client.Jar.SetCookies(mustURL(t, g.base), []*http.Cookie{{Name: "app_pref", Value: "dark"}})
+			if anonymous {
+				resp, body := b.get(g.base + "/")
+				check(t, upstreamSaw(t, resp, body), false)
+				// A stale session cookie is not passed on either.
+				b.client.Jar.SetCookies(mustURL(t, g.base), []*http.Cookie{{Name: "sgid_session", Value: "1.stale"}})
+				resp, body = b.get(g.base + "/")
+				check(t, upstreamSaw(t, resp, body), false)
+			}
+			// Another tab's login in flight leaves its attempt cookie in the jar.
+			resp, _ := b.noFollow().get(g.base + "/.sgid/login?return_to=/other-tab")
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("status %d, want a redirect to sgID", resp.StatusCode)
+			}
+			resp, body := b.get(g.base + "/.sgid/login")
+			s := upstreamSaw(t, resp, body)
+			if !strings.Contains(cookieNames(b, g.base), "_login_") || !strings.Contains(cookieNames(b, g.base), "sgid_session") {
+				t.Fatalf("the browser holds %s: the test needs a session and an attempt cookie", cookieNames(b, g.base))
+			}
+			check(t, s, true)
+		})
+	}
+}
+
+func cookieNames(b *browser, base string) string {
+	var names []string
+	for _, c := range b.client.Jar.Cookies(mustURL(b.t, base)) {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, " ")
 }

@@ -17,6 +17,8 @@ import (
 // /.sgid/ endpoints, and lets a request with a valid session through with the
 // user's identity attached. Without a session a browser is sent to sgID, an API
 // client gets 401, and in anonymous mode the request passes without identity.
+// Whatever passes on has the gateway's own cookies removed: the upstream gets the
+// identity, never the credential.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.strip(r.Header)
 	if strings.HasPrefix(r.URL.Path, reservedPrefix) {
@@ -25,6 +27,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	e := h.lookup(r)
 	if e == nil {
 		if h.Anonymous {
+			h.codec.StripCookies(r.Header)
 			return next.ServeHTTP(w, r)
 		}
 		return h.challenge(w, r)
@@ -39,6 +42,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.codec.NeedsRefresh(e.data) {
 		h.refresh(w, r, e)
 	}
+	h.codec.StripCookies(r.Header)
 	return next.ServeHTTP(w, r)
 }
 
@@ -101,13 +105,13 @@ func (h *Handler) lookup(r *http.Request) *cacheEntry {
 
 func (h *Handler) newEntry(d *session.Data) *cacheEntry {
 	e := &cacheEntry{data: d, headers: make([]headerValue, 0, len(h.forward)+1)}
-	e.headers = append(e.headers, headerValue{name: subHeader, value: encodeHeaderValue(d.Sub), placeholder: "http.auth.user.id"})
+	e.headers = append(e.headers, newHeaderValue(subHeader, d.Sub, "http.auth.user.id"))
 	for _, f := range h.forward {
 		v, ok := fieldValue(d, f.field)
 		if !ok {
 			continue
 		}
-		e.headers = append(e.headers, headerValue{name: f.header, value: encodeHeaderValue(v), placeholder: "http.auth.user." + f.field})
+		e.headers = append(e.headers, newHeaderValue(f.header, v, "http.auth.user."+f.field))
 	}
 	return e
 }
@@ -135,14 +139,19 @@ func (h *Handler) admitted(d *session.Data) bool {
 // rest of the Caddy config and the access log's user_id.
 func (h *Handler) identify(r *http.Request, e *cacheEntry) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	for _, hv := range e.headers {
-		r.Header[hv.name] = []string{hv.value}
+	// One backing array for every header's value slice; each is capped at one
+	// element so that a later handler's append cannot reach its neighbour.
+	values := make([]string, len(e.headers)+1)
+	for i, hv := range e.headers {
+		values[i] = hv.value
+		r.Header[hv.name] = values[i : i+1 : i+1]
 		if repl != nil {
-			repl.Set(hv.placeholder, hv.value)
+			repl.Set(hv.placeholder, hv.boxed)
 		}
 	}
 	if a := h.assertionFor(r, e); a != "" {
-		r.Header[assertionHeader] = []string{a}
+		values[len(e.headers)] = a
+		r.Header[assertionHeader] = values[len(e.headers):]
 	}
 }
 

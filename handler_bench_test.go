@@ -20,6 +20,16 @@ import (
 // session: strip, session lookup, identity headers, placeholders and the cached
 // assertion, with a no-op next handler.
 func BenchmarkAuthenticatedRequest(b *testing.B) {
+	benchSessionRequests(b, false)
+}
+
+// BenchmarkFirstRequest is a session's first request, or one after its cache
+// entry was evicted: the cookie is decoded and the assertion signed.
+func BenchmarkFirstRequest(b *testing.B) {
+	benchSessionRequests(b, true)
+}
+
+func benchSessionRequests(b *testing.B, cold bool) {
 	h := benchHandler(b)
 	cookieReq := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	rec := httptest.NewRecorder()
@@ -48,12 +58,18 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 		for k, v := range hdr {
 			base.Header[k] = v
 		}
+		if cold {
+			clear(h.cache.m)
+		}
 		if err := h.ServeHTTP(w, base, next); err != nil {
 			b.Fatal(err)
 		}
 	}
 	if base.Header.Get(assertionHeader) == "" || base.Header.Get(subHeader) != "sub-1234567890" {
 		b.Fatal("the request did not get its identity")
+	}
+	if len(h.cache.m) != 1 {
+		b.Fatalf("%d cache entries, want the one session", len(h.cache.m))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,34 +20,55 @@ import (
 	"github.com/sgidproxy/caddy-sgid/session"
 )
 
+// loginHops names the requests of a login, in the order a browser makes them.
+var loginHops = [...]string{"gateway redirect", "sgID authorize", "gateway callback", "first app request"}
+
 // login runs one whole login through the gateway against the fake sgID, the
-// redirect chain a browser follows, and returns the session's Cookie header.
-func login(siteURL string) (cookie string, took time.Duration, err error) {
+// redirect chain a browser follows, and returns the session's Cookie header,
+// the whole time and the time of each request in loginHops.
+func login(siteURL string) (cookie string, took time.Duration, hops []time.Duration, err error) {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	var marks []time.Time
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+		marks = append(marks, time.Now())
+		if len(via) >= 10 {
+			return errors.New("more than 10 redirects")
+		}
+		return nil
+	}}
 	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
 	req.Header.Set("Accept", "text/html")
 	start := time.Now()
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", 0, err
+		return "", 0, nil, err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	took = time.Since(start)
+	end := time.Now()
+	took = end.Sub(start)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) == "" {
-		return "", took, fmt.Errorf("login ended with %d and no identity at the upstream", resp.StatusCode)
+		return "", took, nil, fmt.Errorf("login ended with %d and no identity at the upstream", resp.StatusCode)
+	}
+	if len(marks) != len(loginHops)-1 {
+		return "", took, nil, fmt.Errorf("login took %d redirects, not %d", len(marks), len(loginHops)-1)
+	}
+	prev := start
+	for _, m := range append(marks, end) {
+		hops = append(hops, m.Sub(prev))
+		prev = m
 	}
 	u, _ := url.Parse(siteURL)
 	var parts []string
 	for _, ck := range jar.Cookies(u) {
 		parts = append(parts, ck.Name+"="+ck.Value)
 	}
-	return strings.Join(parts, "; "), took, nil
+	return strings.Join(parts, "; "), took, hops, nil
 }
 
 type loginFigures struct {
 	median     time.Duration
+	hops       [len(loginHops)]time.Duration // the median of each
 	cpuPerOp   time.Duration
 	rsaDecrypt time.Duration
 }
@@ -61,18 +83,25 @@ func measureLogins(pid int, siteURL string, n, cpuN int, key *rsa.PrivateKey) (l
 		return f, err
 	}
 	var times []time.Duration
+	var hops [len(loginHops)][]time.Duration
 	for range max(n, cpuN) {
-		_, took, err := login(siteURL)
+		_, took, hs, err := login(siteURL)
 		if err != nil {
 			return f, err
 		}
 		times = append(times, took)
+		for i, h := range hs {
+			hops[i] = append(hops[i], h)
+		}
 	}
 	after, err := cpuTime(pid)
 	if err != nil {
 		return f, err
 	}
 	f.median = median(times[:n])
+	for i := range hops {
+		f.hops[i] = median(hops[i][:n])
+	}
 	f.cpuPerOp = (after - before) / time.Duration(len(times))
 	f.rsaDecrypt, err = rsaDecryptTime(key)
 	return f, err

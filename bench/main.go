@@ -137,7 +137,7 @@ func (b *bench) run() error {
 		return err
 	}
 	defer c.stop()
-	cookie, _, err := login(sgidURL)
+	cookie, _, _, err := login(sgidURL)
 	if err != nil {
 		return fmt.Errorf("logging in for the load runs: %w", err)
 	}

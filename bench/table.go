@@ -59,6 +59,9 @@ func (t *table) print(w io.Writer, l loadRun) {
 	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +10 MiB: %s\n", "RSS MiB after load (bare-only Caddy, both)", mib(t.rssBareOnly), mib(t.rssAfterLoad), extra, mark(extra <= 10))
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%-44s %12.2f   target <= 3.3 ms: %s\n", "login round trip ms (median)", ms(t.logins.median), mark(ms(t.logins.median) <= 3.3))
+	for i, name := range loginHops {
+		fmt.Fprintf(w, "  %-42s %12.2f\n", name, ms(t.logins.hops[i]))
+	}
 	lr := float64(t.logins.cpuPerOp) / float64(t.logins.rsaDecrypt)
 	fmt.Fprintf(w, "%-44s %12.2f   = %.2fx one RSA-2048 OAEP decryption (%.2f ms); target <= 1.25x: %s\n", "gateway CPU ms per login", ms(t.logins.cpuPerOp), lr, ms(t.logins.rsaDecrypt), mark(lr <= 1.25))
 	growth := mib(t.rssAfterSessions - t.rssAfterLoad)

@@ -37,6 +37,58 @@ func cookiePairs(h http.Header) iter.Seq2[string, string] {
 	}
 }
 
+// StripCookies removes this codec's own cookies from the request's Cookie headers:
+// the session chunks and the login attempts, in both name forms. A gateway calls it
+// before passing the request on, so the upstream never holds a credential it has
+// no use for (and which it might log). Other cookies are kept in their order; a
+// line left empty is dropped. When the headers carry none of the codec's cookies,
+// they are left alone and nothing is allocated.
+func (c *Codec) StripCookies(h http.Header) {
+	owned := false
+	for name := range cookiePairs(h) {
+		if owned = c.owns(name); owned {
+			break
+		}
+	}
+	if !owned {
+		return
+	}
+	var kept []string
+	for _, line := range h["Cookie"] {
+		var b strings.Builder
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = textproto.TrimString(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part == "" || c.owns(textproto.TrimString(name)) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
+}
+
+// owns tells whether name is one of this codec's cookies: a session chunk or a
+// login attempt, in either form.
+func (c *Codec) owns(name string) bool {
+	if _, _, ok := c.chunkIndex(name); ok {
+		return true
+	}
+	return strings.HasPrefix(name, c.loginPrefix[plainForm]) || strings.HasPrefix(name, c.loginPrefix[hostForm])
+}
+
 // carried is the session chunks a request carries, in both name forms.
 type carried struct {
 	values [2][MaxChunks]string // [form][index]
