@@ -148,6 +148,7 @@ func (b *bench) run() error {
 			return err
 		}
 		t.bare = append(t.bare, r)
+		r.report("  bare")
 		var prof <-chan error
 		if admin != "" && round == 0 {
 			prof = profile(admin, filepath.Join(b.profileDir, "authenticated.pprof"), b.load.duration-time.Second)
@@ -162,6 +163,7 @@ func (b *bench) run() error {
 			}
 		}
 		t.gated = append(t.gated, r)
+		r.report("  sgid")
 	}
 	fmt.Fprintln(os.Stderr, "unauthenticated")
 	navigate := "Accept: text/html"

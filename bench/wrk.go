@@ -43,6 +43,12 @@ type wrkResult struct {
 	cpuPerReq time.Duration
 }
 
+// report prints the run on stderr, so each round's spread is visible next to the
+// medians in the table.
+func (r wrkResult) report(name string) {
+	fmt.Fprintf(os.Stderr, "%s: %.0f req/s, %.1f µs CPU/request, p50 %v\n", name, r.rps, us(r.cpuPerReq), r.p50)
+}
+
 type loadRun struct {
 	wrk      string
 	dir      string

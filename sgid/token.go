@@ -38,6 +38,16 @@ type oauthErrorBody struct {
 // Exchange trades an authorization code for tokens (client_secret_post, with the
 // PKCE verifier) and verifies the ID token against req's nonce.
 func (c *Client) Exchange(ctx context.Context, code string, req *AuthRequest) (*Tokens, error) {
+	tr, err := c.redeem(ctx, code, req)
+	if err != nil {
+		return nil, err
+	}
+	return c.verifyIDToken(ctx, tr.IDToken, req.Nonce, tr.AccessToken)
+}
+
+// redeem is the token call of Exchange: the POST and the answer's shape, but not
+// the ID token, which the caller must verify before using anything it got.
+func (c *Client) redeem(ctx context.Context, code string, req *AuthRequest) (*tokenResponse, error) {
 	const endpoint = "token"
 	form := url.Values{
 		"grant_type":    {"authorization_code"},
@@ -62,7 +72,7 @@ func (c *Client) Exchange(ctx context.Context, code string, req *AuthRequest) (*
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
 		return nil, &ResponseError{Endpoint: endpoint, Reason: fmt.Sprintf("token_type %q is not Bearer", sanitize(tr.TokenType))}
 	}
-	return c.verifyIDToken(ctx, tr.IDToken, req.Nonce, tr.AccessToken)
+	return &tr, nil
 }
 
 // callJSON sends an API request to sgID and decodes its 200 JSON answer into v;

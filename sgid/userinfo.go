@@ -45,33 +45,71 @@ type userInfoResponse struct {
 
 // Callback completes a login: it checks the callback query against req, exchanges
 // the code, verifies the ID token and fetches and decrypts the user's data.
+//
+// The ID token is verified while userinfo is fetched: the access token came
+// straight from sgID's token endpoint, so sending it back to sgID risks nothing,
+// and the verification then costs the login no time. Nothing fetched is used
+// unless the ID token verified, and a bad ID token is the error reported even
+// when the userinfo call failed too.
 func (c *Client) Callback(ctx context.Context, query url.Values, req *AuthRequest) (*Identity, error) {
 	code, err := CheckCallback(query, req)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := c.Exchange(ctx, code, req)
+	tr, err := c.redeem(ctx, code, req)
 	if err != nil {
 		return nil, err
 	}
-	return c.UserInfo(ctx, tok)
+	type verified struct {
+		tok *Tokens
+		err error
+	}
+	done := make(chan verified, 1)
+	go func() {
+		tok, err := c.verifyIDToken(ctx, tr.IDToken, req.Nonce, tr.AccessToken)
+		done <- verified{tok, err}
+	}()
+	ur, fetchErr := c.fetchUserInfo(ctx, tr.AccessToken)
+	v := <-done
+	if v.err != nil {
+		return nil, v.err
+	}
+	if fetchErr != nil {
+		return nil, fetchErr
+	}
+	return c.openUserInfo(ur, v.tok)
 }
 
 // UserInfo fetches the user's data with the access token, checks that it belongs
 // to the ID token's sub and decrypts it.
 func (c *Client) UserInfo(ctx context.Context, tok *Tokens) (*Identity, error) {
+	ur, err := c.fetchUserInfo(ctx, tok.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	return c.openUserInfo(ur, tok)
+}
+
+// fetchUserInfo is the userinfo call: the GET and the JSON, nothing checked yet.
+func (c *Client) fetchUserInfo(ctx context.Context, accessToken string) (*userInfoResponse, error) {
 	const endpoint = "userinfo"
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.userURL, nil)
 	if err != nil {
 		return nil, &UnavailableError{Endpoint: endpoint, Err: err}
 	}
-	hreq.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	hreq.Header.Set("Authorization", "Bearer "+accessToken)
 	var ur userInfoResponse
 	if err := c.callJSON(ctx, endpoint, hreq, maxUserInfoBody, &ur); err != nil {
 		return nil, err
 	}
+	return &ur, nil
+}
+
+// openUserInfo checks that the userinfo answer is the verified ID token's user and
+// decrypts its data.
+func (c *Client) openUserInfo(ur *userInfoResponse, tok *Tokens) (*Identity, error) {
 	if ur.Sub == "" {
-		return nil, &ResponseError{Endpoint: endpoint, Reason: "no sub"}
+		return nil, &ResponseError{Endpoint: "userinfo", Reason: "no sub"}
 	}
 	if subtle.ConstantTimeCompare([]byte(ur.Sub), []byte(tok.Sub)) != 1 {
 		return nil, ErrSubMismatch
