@@ -33,7 +33,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("conns", 32, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
-	rounds := flag.Int("rounds", 3, "alternating rounds of bare and sgid runs")
+	rounds := flag.Int("rounds", 5, "alternating rounds of bare and sgid runs")
 	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first authenticated run, logins) to this directory")
