@@ -47,7 +47,7 @@ func login(siteURL string) (cookie string, took time.Duration, hops []time.Durat
 	resp.Body.Close()
 	end := time.Now()
 	took = end.Sub(start)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) == "" {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) != "1" {
 		return "", took, nil, fmt.Errorf("login ended with %d and no identity at the upstream", resp.StatusCode)
 	}
 	if len(marks) != len(loginHops)-1 {
@@ -180,7 +180,7 @@ func oneSession(c *http.Client, codec *session.Codec, siteURL string, i int64) e
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) == "" {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(identityHeader) != "1" {
 		return fmt.Errorf("session %d: status %d, identity %q", i, resp.StatusCode, resp.Header.Get(identityHeader))
 	}
 	return nil

@@ -20,8 +20,9 @@ import (
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
-// identityHeader is set by the upstream on its response when the request
-// carried the gateway's identity, so wrk can check every response.
+// identityHeader is on every upstream response: "1" when the request carried the
+// gateway's identity, "0" otherwise, so wrk can check every response and both
+// sites' responses are the same size.
 const identityHeader = "X-Bench-Identity"
 
 // upstreamBody is a ~200-byte response, like the reference figures'.
@@ -36,11 +37,16 @@ func main() {
 	rounds := flag.Int("rounds", 5, "alternating rounds of bare and sgid runs")
 	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
-	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first authenticated run, logins) to this directory")
+	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
 	flag.Parse()
 	if *caddyBin == "" {
 		log.Fatal("-caddy is required")
+	}
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			log.Fatal(err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "caddy-sgid-bench")
 	if err != nil {
@@ -69,9 +75,11 @@ func (b *bench) run() error {
 		return err
 	}
 	go http.Serve(upstream, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		identified := "0"
 		if r.Header.Get("X-Sgid-Sub") != "" && r.Header.Get("X-Sgid-Assertion") != "" {
-			w.Header().Set(identityHeader, "1")
+			identified = "1"
 		}
+		w.Header().Set(identityHeader, identified)
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(upstreamBody)
 	}))
@@ -108,7 +116,7 @@ func (b *bench) run() error {
 	bareOnlyAddr, bareAddr, sgidAddr := addrs[0], addrs[1], addrs[2]
 	bareURL, sgidURL := "http://"+bareAddr, "http://"+sgidAddr
 	ok200 := check{status: 200}
-	withIdentity := check{status: 200, header: identityHeader}
+	withIdentity := check{status: 200, header: identityHeader, value: "1"}
 	var t table
 
 	// A Caddy with only the bare site, for the memory baseline.
@@ -143,9 +151,18 @@ func (b *bench) run() error {
 	}
 	for round := range b.rounds {
 		fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, b.rounds)
+		var bareProf <-chan error
+		if admin != "" && round == 0 {
+			bareProf = profile(admin, filepath.Join(b.profileDir, "bare.pprof"), b.load.duration-time.Second)
+		}
 		r, err := b.load.run(c.pid, bareURL, ok200, "Cookie: "+cookie)
 		if err != nil {
 			return err
+		}
+		if bareProf != nil {
+			if err := <-bareProf; err != nil {
+				return fmt.Errorf("profile: %w", err)
+			}
 		}
 		t.bare = append(t.bare, r)
 		r.report("  bare")

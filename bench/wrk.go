@@ -17,6 +17,7 @@ import (
 type check struct {
 	status int
 	header string // a response header that must be present; "" for none
+	value  string // the value header must have; "" for any
 }
 
 // The Lua script counts good and bad responses per thread and prints the sums.
@@ -25,7 +26,8 @@ local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) ok = 0; bad = 0 end
 function response(status, headers, body)
-  if status == %d and (%q == "" or headers[%q] ~= nil) then ok = ok + 1 else bad = bad + 1 end
+  local v = headers[%q]
+  if status == %d and (%q == "" or (v ~= nil and (%q == "" or v == %q))) then ok = ok + 1 else bad = bad + 1 end
 end
 function done(summary, latency, requests)
   local o, b = 0, 0
@@ -58,8 +60,9 @@ type loadRun struct {
 }
 
 func (l loadRun) run(pid int, url string, want check, headers ...string) (wrkResult, error) {
-	script := filepath.Join(l.dir, fmt.Sprintf("check-%d-%s.lua", want.status, want.header))
-	if err := os.WriteFile(script, []byte(fmt.Sprintf(checkScript, want.status, want.header, want.header)), 0o600); err != nil {
+	script := filepath.Join(l.dir, fmt.Sprintf("check-%d-%s-%s.lua", want.status, want.header, want.value))
+	lua := fmt.Sprintf(checkScript, want.header, want.status, want.header, want.value, want.value)
+	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
 		return wrkResult{}, err
 	}
 	args := []string{"-t", strconv.Itoa(l.threads), "-c", strconv.Itoa(l.conns), "-d", l.duration.String(), "--latency", "-s", script}
