@@ -25,10 +25,9 @@ type site struct {
 	body string
 }
 
-// startCaddy writes a Caddyfile for the sites and runs `caddy run` on it,
-// waiting until every site accepts connections.
-// admin is the admin endpoint's address, "" for none.
-func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*caddyProc, error) {
+// caddyfile is the config for the sites: admin is the admin endpoint's
+// address, "" for none.
+func caddyfile(dir, name, admin string, sites []site) string {
 	var b strings.Builder
 	adminLine := "admin off"
 	if admin != "" {
@@ -38,8 +37,16 @@ func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*cadd
 	for _, s := range sites {
 		fmt.Fprintf(&b, "http://%s {\n%s\n}\n", s.addr, s.body)
 	}
+	return b.String()
+}
+
+// startCaddy writes a Caddyfile for the sites and runs `caddy run` on it,
+// waiting until every site accepts connections.
+// admin is the admin endpoint's address, "" for none.
+func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*caddyProc, error) {
+	config := caddyfile(dir, name, admin, sites)
 	path := filepath.Join(dir, name+".caddyfile")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
@@ -61,6 +68,27 @@ func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*cadd
 		}
 	}
 	return p, nil
+}
+
+// reload replaces the running config with one for sites through the admin
+// endpoint, as `caddy reload` does, and waits until every site accepts
+// connections.
+func reload(dir, name, admin string, sites []site) error {
+	resp, err := http.Post("http://"+admin+"/load", "text/caddyfile", strings.NewReader(caddyfile(dir, name, admin, sites)))
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reload: %d %s", resp.StatusCode, body)
+	}
+	for _, s := range sites {
+		if err := waitListening(s.addr, 20*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *caddyProc) stop() {

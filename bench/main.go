@@ -7,6 +7,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
@@ -39,6 +41,7 @@ func main() {
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
+	control := flag.Bool("control", false, "also load a third site that sets sgid's identity headers statically (request_header) before reverse_proxy: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
 	if *caddyBin == "" {
 		log.Fatal("-caddy is required")
@@ -53,7 +56,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds,
+	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -67,6 +70,7 @@ type bench struct {
 	logins, loginCPU int
 	sessions         int
 	profileDir       string
+	control          bool
 }
 
 func (b *bench) run() error {
@@ -74,10 +78,18 @@ func (b *bench) run() error {
 	if err != nil {
 		return err
 	}
+	// While capture is set, the upstream keeps a copy of the identified request's
+	// headers, for the control site; under load it keeps nothing.
+	var capture atomic.Bool
+	var captured atomic.Pointer[http.Header]
 	go http.Serve(upstream, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		identified := "0"
 		if r.Header.Get("X-Sgid-Sub") != "" && r.Header.Get("X-Sgid-Assertion") != "" {
 			identified = "1"
+			if capture.Load() {
+				h := r.Header.Clone()
+				captured.Store(&h)
+			}
 		}
 		w.Header().Set(identityHeader, identified)
 		w.Header().Set("Content-Type", "text/plain")
@@ -135,7 +147,7 @@ func (b *bench) run() error {
 	}
 
 	admin := ""
-	if b.profileDir != "" {
+	if b.profileDir != "" || b.control {
 		if admin, err = freeAddr(); err != nil {
 			return err
 		}
@@ -149,38 +161,47 @@ func (b *bench) run() error {
 	if err != nil {
 		return fmt.Errorf("logging in for the load runs: %w", err)
 	}
-	for round := range b.rounds {
-		fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, b.rounds)
-		var bareProf <-chan error
-		if admin != "" && round == 0 {
-			bareProf = profile(admin, filepath.Join(b.profileDir, "bare.pprof"), b.load.duration-time.Second)
+	sites := []site{{bareAddr, proxy}, {sgidAddr, gated}}
+	var controlURL string
+	if b.control {
+		if controlURL, err = b.addControlSite(admin, &sites, sgidURL, cookie, &capture, &captured); err != nil {
+			return fmt.Errorf("control site: %w", err)
 		}
-		r, err := b.load.run(c.pid, bareURL, ok200, "Cookie: "+cookie)
-		if err != nil {
-			return err
-		}
-		if bareProf != nil {
-			if err := <-bareProf; err != nil {
-				return fmt.Errorf("profile: %w", err)
-			}
-		}
-		t.bare = append(t.bare, r)
-		r.report("  bare")
+	}
+	measure := func(round int, name, url string, want check, profName string) (wrkResult, error) {
 		var prof <-chan error
-		if admin != "" && round == 0 {
-			prof = profile(admin, filepath.Join(b.profileDir, "authenticated.pprof"), b.load.duration-time.Second)
+		if b.profileDir != "" && round == 0 && profName != "" {
+			prof = profile(admin, filepath.Join(b.profileDir, profName), b.load.duration-time.Second)
 		}
-		r, err = b.load.run(c.pid, sgidURL, withIdentity, "Cookie: "+cookie)
+		r, err := b.load.run(c.pid, url, want, "Cookie: "+cookie)
 		if err != nil {
-			return err
+			return r, err
 		}
 		if prof != nil {
 			if err := <-prof; err != nil {
-				return fmt.Errorf("profile: %w", err)
+				return r, fmt.Errorf("profile: %w", err)
 			}
 		}
+		r.report("  " + name)
+		return r, nil
+	}
+	for round := range b.rounds {
+		fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, b.rounds)
+		r, err := measure(round, "bare", bareURL, ok200, "bare.pprof")
+		if err != nil {
+			return err
+		}
+		t.bare = append(t.bare, r)
+		if r, err = measure(round, "sgid", sgidURL, withIdentity, "authenticated.pprof"); err != nil {
+			return err
+		}
 		t.gated = append(t.gated, r)
-		r.report("  sgid")
+		if controlURL != "" {
+			if r, err = measure(round, "control", controlURL, withIdentity, ""); err != nil {
+				return err
+			}
+			t.control = append(t.control, r)
+		}
 	}
 	fmt.Fprintln(os.Stderr, "unauthenticated")
 	navigate := "Accept: text/html"
@@ -195,7 +216,7 @@ func (b *bench) run() error {
 	}
 	fmt.Fprintf(os.Stderr, "%d logins\n", max(b.logins, b.loginCPU))
 	var prof <-chan error
-	if admin != "" {
+	if b.profileDir != "" {
 		prof = profile(admin, filepath.Join(b.profileDir, "logins.pprof"), 5*time.Second)
 	}
 	if t.logins, err = measureLogins(c.pid, sgidURL, b.logins, b.loginCPU, idp.ClientKey()); err != nil {
@@ -225,4 +246,39 @@ func (b *bench) run() error {
 	}
 	t.print(os.Stdout, b.load)
 	return t.verdict()
+}
+
+// addControlSite adds to sites one that sets, with request_header, the very
+// identity headers the sgid site sends upstream (taken from one real request),
+// and deletes the Cookie header as sgid removes its own cookie, then
+// reverse_proxy: the cost of carrying the identity, without the gateway. Caddy
+// is reloaded with it, and its URL returned.
+func (b *bench) addControlSite(admin string, sites *[]site, sgidURL, cookie string, capture *atomic.Bool, captured *atomic.Pointer[http.Header]) (string, error) {
+	capture.Store(true)
+	req, _ := http.NewRequest(http.MethodGet, sgidURL+"/", nil)
+	req.Header.Set("Cookie", cookie)
+	resp, err := http.DefaultClient.Do(req)
+	capture.Store(false)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	h := captured.Load()
+	if h == nil {
+		return "", errors.New("the upstream saw no identity")
+	}
+	var body strings.Builder
+	body.WriteString("\trequest_header -Cookie\n")
+	for name, values := range *h {
+		if strings.HasPrefix(name, "X-Sgid-") || name == "X-Email" {
+			fmt.Fprintf(&body, "\trequest_header %s %q\n", name, values[0])
+		}
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	body.WriteString((*sites)[0].body)
+	*sites = append(*sites, site{addr, body.String()})
+	return "http://" + addr, reload(b.dir, "both", admin, *sites)
 }

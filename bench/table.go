@@ -10,6 +10,7 @@ import (
 // table holds a run's figures.
 type table struct {
 	bare, gated             []wrkResult
+	control                 []wrkResult // bare + sgid's identity headers set statically; empty without -control
 	unauthBare, unauthGated wrkResult
 	logins                  loginFigures
 	sessions                int
@@ -48,12 +49,17 @@ func (t *table) print(w io.Writer, l loadRun) {
 	// the comparisons are the medians of each round's own ratio and difference.
 	ratio, extra := t.paired(rps, func(g, b float64) float64 { return g / b }), t.paired(cpu, func(g, b float64) float64 { return g - b })
 
-	fmt.Fprintf(w, "\nwrk -t%d -c%d -d%s, loopback; one Caddy serving both sites; %d alternating rounds:\n"+
+	fmt.Fprintf(w, "\nwrk -t%d -c%d -d%s, loopback; one Caddy serving every site; %d alternating rounds:\n"+
 		"medians of each site, and the median of each round's ratio or difference\n\n",
 		l.threads, l.conns, l.duration, len(t.bare))
 	fmt.Fprintf(w, "%-44s %12s %12s %10s\n", "", "bare", "sgid", "ratio")
 	fmt.Fprintf(w, "%-44s %12.0f %12.0f %9.2fx   target >= 0.90x: %s\n", "authenticated req/s", bRPS, gRPS, ratio, mark(ratio >= 0.90))
 	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +8 µs: %s\n", "proxy CPU µs/request", bCPU, gCPU, extra, mark(extra <= 8))
+	if len(t.control) > 0 {
+		diff := func(x, y float64) float64 { return x - y }
+		fmt.Fprintf(w, "%-44s %12.1f %12s %+9.1f    (control: bare + sgid's headers set statically)\n", "  control's CPU µs/request, minus bare's", medianOf(t.control, cpu), "", pairedOf(t.control, t.bare, cpu, diff))
+		fmt.Fprintf(w, "%-44s %12s %12.1f %+9.1f    (the gateway's own share)\n", "  sgid's, minus the control's", "", gCPU, pairedOf(t.gated, t.control, cpu, diff))
+	}
 	fmt.Fprintf(w, "%-44s %12.2f %12.2f %9.2fx\n", "p50 latency ms", medianOf(t.bare, p50), medianOf(t.gated, p50), medianOf(t.gated, p50)/medianOf(t.bare, p50))
 	fmt.Fprintf(w, "%-44s %12.2f %12.2f %9.2fx\n", "p99 latency ms", medianOf(t.bare, p99), medianOf(t.gated, p99), medianOf(t.gated, p99)/medianOf(t.bare, p99))
 	ur := t.unauthGated.rps / t.unauthBare.rps
@@ -71,15 +77,24 @@ func (t *table) print(w io.Writer, l loadRun) {
 	growth := mib(t.rssAfterSessions - t.rssAfterLoad)
 	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for %d sessions; cache bound 4096 entries)\n", "RSS MiB after distinct sessions", mib(t.rssAfterSessions), growth, t.sessions)
 	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for the second %d)\n", "  of which after the first half", mib(t.rssAfterHalf), mib(t.rssAfterSessions-t.rssAfterHalf), t.sessions-t.sessions/2)
-	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects\n",
+	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects",
 		sum(t.bare, func(r wrkResult) int { return r.ok }), sum(t.gated, func(r wrkResult) int { return r.ok }), t.unauthGated.ok)
+	if len(t.control) > 0 {
+		fmt.Fprintf(w, ", control %d with identity headers", sum(t.control, func(r wrkResult) int { return r.ok }))
+	}
+	fmt.Fprintln(w)
 }
 
 // paired is the median over the rounds of cmp(sgid's figure, bare's figure).
 func (t *table) paired(f func(wrkResult) float64, cmp func(g, b float64) float64) float64 {
-	ds := make([]time.Duration, len(t.gated))
-	for i := range t.gated {
-		ds[i] = time.Duration(cmp(f(t.gated[i]), f(t.bare[i])) * 1000)
+	return pairedOf(t.gated, t.bare, f, cmp)
+}
+
+// pairedOf is the median over the rounds of cmp(a's figure, b's figure).
+func pairedOf(a, b []wrkResult, f func(wrkResult) float64, cmp func(x, y float64) float64) float64 {
+	ds := make([]time.Duration, len(a))
+	for i := range a {
+		ds[i] = time.Duration(cmp(f(a[i]), f(b[i])) * 1000)
 	}
 	return float64(median(ds)) / 1000
 }
@@ -94,7 +109,8 @@ func sum(rs []wrkResult, f func(wrkResult) int) int {
 
 // verdict fails the run if any response was not what was measured for.
 func (t *table) verdict() error {
-	bad := sum(t.bare, func(r wrkResult) int { return r.bad }) + sum(t.gated, func(r wrkResult) int { return r.bad }) + t.unauthBare.bad + t.unauthGated.bad
+	bad := sum(t.bare, func(r wrkResult) int { return r.bad }) + sum(t.gated, func(r wrkResult) int { return r.bad }) +
+		sum(t.control, func(r wrkResult) int { return r.bad }) + t.unauthBare.bad + t.unauthGated.bad
 	if bad > 0 {
 		return fmt.Errorf("%d responses were not the expected status and headers: the figures above are not valid", bad)
 	}
