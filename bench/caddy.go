@@ -70,27 +70,6 @@ func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*cadd
 	return p, nil
 }
 
-// reload replaces the running config with one for sites through the admin
-// endpoint, as `caddy reload` does, and waits until every site accepts
-// connections.
-func reload(dir, name, admin string, sites []site) error {
-	resp, err := http.Post("http://"+admin+"/load", "text/caddyfile", strings.NewReader(caddyfile(dir, name, admin, sites)))
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reload: %d %s", resp.StatusCode, body)
-	}
-	for _, s := range sites {
-		if err := waitListening(s.addr, 20*time.Second); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (p *caddyProc) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})

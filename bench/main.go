@@ -41,7 +41,7 @@ func main() {
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
-	control := flag.Bool("control", false, "also load a third site that sets sgid's identity headers statically (request_header) before reverse_proxy: what carrying them costs Caddy, apart from the gateway")
+	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
 	if *caddyBin == "" {
 		log.Fatal("-caddy is required")
@@ -79,7 +79,7 @@ func (b *bench) run() error {
 		return err
 	}
 	// While capture is set, the upstream keeps a copy of the identified request's
-	// headers, for the control site; under load it keeps nothing.
+	// headers, for the control run; under load it keeps nothing.
 	var capture atomic.Bool
 	var captured atomic.Pointer[http.Header]
 	go http.Serve(upstream, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +147,7 @@ func (b *bench) run() error {
 	}
 
 	admin := ""
-	if b.profileDir != "" || b.control {
+	if b.profileDir != "" {
 		if admin, err = freeAddr(); err != nil {
 			return err
 		}
@@ -161,19 +161,18 @@ func (b *bench) run() error {
 	if err != nil {
 		return fmt.Errorf("logging in for the load runs: %w", err)
 	}
-	sites := []site{{bareAddr, proxy}, {sgidAddr, gated}}
-	var controlURL string
+	var control []string
 	if b.control {
-		if controlURL, err = b.addControlSite(admin, &sites, sgidURL, cookie, &capture, &captured); err != nil {
-			return fmt.Errorf("control site: %w", err)
+		if control, err = identityHeaders(sgidURL, cookie, &capture, &captured); err != nil {
+			return fmt.Errorf("control: %w", err)
 		}
 	}
-	measure := func(round int, name, url string, want check, profName string) (wrkResult, error) {
+	measure := func(round int, name, url string, want check, profName string, headers ...string) (wrkResult, error) {
 		var prof <-chan error
 		if b.profileDir != "" && round == 0 && profName != "" {
 			prof = profile(admin, filepath.Join(b.profileDir, profName), b.load.duration-time.Second)
 		}
-		r, err := b.load.run(c.pid, url, want, "Cookie: "+cookie)
+		r, err := b.load.run(c.pid, url, want, headers...)
 		if err != nil {
 			return r, err
 		}
@@ -187,17 +186,17 @@ func (b *bench) run() error {
 	}
 	for round := range b.rounds {
 		fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, b.rounds)
-		r, err := measure(round, "bare", bareURL, ok200, "bare.pprof")
+		r, err := measure(round, "bare", bareURL, ok200, "bare.pprof", "Cookie: "+cookie)
 		if err != nil {
 			return err
 		}
 		t.bare = append(t.bare, r)
-		if r, err = measure(round, "sgid", sgidURL, withIdentity, "authenticated.pprof"); err != nil {
+		if r, err = measure(round, "sgid", sgidURL, withIdentity, "authenticated.pprof", "Cookie: "+cookie); err != nil {
 			return err
 		}
 		t.gated = append(t.gated, r)
-		if controlURL != "" {
-			if r, err = measure(round, "control", controlURL, withIdentity, ""); err != nil {
+		if control != nil {
+			if r, err = measure(round, "control", bareURL, withIdentity, "", control...); err != nil {
 				return err
 			}
 			t.control = append(t.control, r)
@@ -248,37 +247,27 @@ func (b *bench) run() error {
 	return t.verdict()
 }
 
-// addControlSite adds to sites one that sets, with request_header, the very
-// identity headers the sgid site sends upstream (taken from one real request),
-// and deletes the Cookie header as sgid removes its own cookie, then
-// reverse_proxy: the cost of carrying the identity, without the gateway. Caddy
-// is reloaded with it, and its URL returned.
-func (b *bench) addControlSite(admin string, sites *[]site, sgidURL, cookie string, capture *atomic.Bool, captured *atomic.Pointer[http.Header]) (string, error) {
+// identityHeaders asks the sgid site for one page and returns, as wrk -H
+// arguments, the identity headers the upstream received with it.
+func identityHeaders(sgidURL, cookie string, capture *atomic.Bool, captured *atomic.Pointer[http.Header]) ([]string, error) {
 	capture.Store(true)
 	req, _ := http.NewRequest(http.MethodGet, sgidURL+"/", nil)
 	req.Header.Set("Cookie", cookie)
 	resp, err := http.DefaultClient.Do(req)
 	capture.Store(false)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	resp.Body.Close()
 	h := captured.Load()
 	if h == nil {
-		return "", errors.New("the upstream saw no identity")
+		return nil, errors.New("the upstream saw no identity")
 	}
-	var body strings.Builder
-	body.WriteString("\trequest_header -Cookie\n")
+	var out []string
 	for name, values := range *h {
 		if strings.HasPrefix(name, "X-Sgid-") || name == "X-Email" {
-			fmt.Fprintf(&body, "\trequest_header %s %q\n", name, values[0])
+			out = append(out, name+": "+values[0])
 		}
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return "", err
-	}
-	body.WriteString((*sites)[0].body)
-	*sites = append(*sites, site{addr, body.String()})
-	return "http://" + addr, reload(b.dir, "both", admin, *sites)
+	return out, nil
 }

@@ -10,7 +10,7 @@ import (
 // table holds a run's figures.
 type table struct {
 	bare, gated             []wrkResult
-	control                 []wrkResult // bare + sgid's identity headers set statically; empty without -control
+	control                 []wrkResult // the bare site, sent sgid's identity headers by the client; empty without -control
 	unauthBare, unauthGated wrkResult
 	logins                  loginFigures
 	sessions                int
@@ -57,8 +57,8 @@ func (t *table) print(w io.Writer, l loadRun) {
 	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +8 µs: %s\n", "proxy CPU µs/request", bCPU, gCPU, extra, mark(extra <= 8))
 	if len(t.control) > 0 {
 		diff := func(x, y float64) float64 { return x - y }
-		fmt.Fprintf(w, "%-44s %12.1f %12s %+9.1f    (control: bare + sgid's headers set statically)\n", "  control's CPU µs/request, minus bare's", medianOf(t.control, cpu), "", pairedOf(t.control, t.bare, cpu, diff))
-		fmt.Fprintf(w, "%-44s %12s %12.1f %+9.1f    (the gateway's own share)\n", "  sgid's, minus the control's", "", gCPU, pairedOf(t.gated, t.control, cpu, diff))
+		fmt.Fprintf(w, "%-44s %12.1f %12s %+9.1f    (carrying the identity)\n", "  control: bare sent sgid's headers, minus bare", medianOf(t.control, cpu), "", pairedOf(t.control, t.bare, cpu, diff))
+		fmt.Fprintf(w, "%-44s %12s %12.1f %+9.1f    (the gateway's own share)\n", "  sgid, minus the control", "", gCPU, pairedOf(t.gated, t.control, cpu, diff))
 	}
 	fmt.Fprintf(w, "%-44s %12.2f %12.2f %9.2fx\n", "p50 latency ms", medianOf(t.bare, p50), medianOf(t.gated, p50), medianOf(t.gated, p50)/medianOf(t.bare, p50))
 	fmt.Fprintf(w, "%-44s %12.2f %12.2f %9.2fx\n", "p99 latency ms", medianOf(t.bare, p99), medianOf(t.gated, p99), medianOf(t.gated, p99)/medianOf(t.bare, p99))
