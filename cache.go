@@ -1,6 +1,7 @@
 package caddysgid
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,23 @@ type headerValue struct {
 	name, value string
 	placeholder string // http.auth.user.<field>
 	boxed       any    // value, boxed once for the replacer instead of on every request
+}
+
+const userPlaceholderPrefix = "http.auth.user."
+
+// placeholder provides this session's http.auth.user.* placeholders to the
+// request's replacer: id (the sub) and each forwarded field, header-encoded. A
+// value another handler Set on the replacer comes first.
+func (e *cacheEntry) placeholder(key string) (any, bool) {
+	if !strings.HasPrefix(key, userPlaceholderPrefix) {
+		return nil, false
+	}
+	for _, hv := range e.headers {
+		if hv.placeholder == key {
+			return hv.boxed, true
+		}
+	}
+	return nil, false
 }
 
 func newHeaderValue(name, raw, placeholder string) headerValue {

@@ -220,3 +220,27 @@ func TestCaddyStartsWhileSgIDIsUnreachable(t *testing.T) {
 		t.Fatalf("with sgID unreachable the gateway answered %d, want the usual 302", resp.StatusCode)
 	}
 }
+
+// Later directives read the identity from placeholders: http.auth.user.id is the
+// sub and http.auth.user.<field> each forwarded field, as the headers carry them.
+func TestIdentityPlaceholdersReachLaterDirectives(t *testing.T) {
+	g := newGateway(t, gatewayOptions{siteExtra: `header {
+		defer
+		X-Who "{http.auth.user.id}"
+		X-Who-Name "{http.auth.user.myinfo.name}"
+		X-Unknown "{http.auth.user.myinfo.mobile_number}"
+	}`})
+	persona := sgidtest.Personas()[0]
+	resp, body := g.newBrowser().get(g.base + "/")
+	upstreamSaw(t, resp, body)
+	if got, want := resp.Header.Get("X-Who"), sgidtest.PairwiseSub(g.sgid.ClientID(), persona.ID); got != want {
+		t.Errorf("{http.auth.user.id} = %q, want the sub %q", got, want)
+	}
+	if got, want := resp.Header.Get("X-Who-Name"), persona.Data["myinfo.name"]; got != want {
+		t.Errorf("{http.auth.user.myinfo.name} = %q, want %q", got, want)
+	}
+	// Caddy leaves an unknown placeholder as written.
+	if got := resp.Header.Get("X-Unknown"); got != "{http.auth.user.myinfo.mobile_number}" {
+		t.Errorf("a field not forwarded has a placeholder value %q", got)
+	}
+}

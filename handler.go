@@ -105,13 +105,13 @@ func (h *Handler) lookup(r *http.Request) *cacheEntry {
 
 func (h *Handler) newEntry(d *session.Data) *cacheEntry {
 	e := &cacheEntry{data: d, headers: make([]headerValue, 0, len(h.forward)+1)}
-	e.headers = append(e.headers, newHeaderValue(subHeader, d.Sub, "http.auth.user.id"))
+	e.headers = append(e.headers, newHeaderValue(subHeader, d.Sub, userPlaceholderPrefix+"id"))
 	for _, f := range h.forward {
 		v, ok := fieldValue(d, f.field)
 		if !ok {
 			continue
 		}
-		e.headers = append(e.headers, newHeaderValue(f.header, v, "http.auth.user."+f.field))
+		e.headers = append(e.headers, newHeaderValue(f.header, v, userPlaceholderPrefix+f.field))
 	}
 	return e
 }
@@ -145,9 +145,13 @@ func (h *Handler) identify(r *http.Request, e *cacheEntry) {
 	for i, hv := range e.headers {
 		values[i] = hv.value
 		r.Header[hv.name] = values[i : i+1 : i+1]
-		if repl != nil {
-			repl.Set(hv.placeholder, hv.boxed)
-		}
+	}
+	if repl != nil {
+		// A provider, not a Set per field: reverse_proxy and the server Set
+		// some two dozen values on every request, and three more entries push
+		// the replacer's map past a growth step (measured with 26 others:
+		// 1.3 µs and 2.3 KB more a request; the provider, 0.05 µs).
+		repl.Map(e.placeholder)
 	}
 	if a := h.assertionFor(r, e); a != "" {
 		values[len(e.headers)] = a
