@@ -3,6 +3,7 @@ package caddysgid
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sgidproxy/caddy-sgid/session"
@@ -18,10 +19,25 @@ type cacheEntry struct {
 	data    *session.Data // read-only once cached
 	headers []headerValue // sub first, then the forwarded fields
 
-	mu           sync.Mutex
-	assertion    string
-	assertionFor string // the host the assertion was made for (aud, iss)
-	assertionExp time.Time
+	// signed is the current assertion, read without a lock on every request;
+	// mu serialises re-signing, so that concurrent requests sign once.
+	signed atomic.Pointer[signedAssertion]
+	mu     sync.Mutex
+}
+
+// signedAssertion is one signed assertion and what it was signed for.
+type signedAssertion struct {
+	token string
+	host  string    // the host it was made for (aud, iss)
+	renew time.Time // when to sign a new one: half way through its lifetime
+}
+
+// current returns the assertion if it is for host and not due for renewal.
+func (e *cacheEntry) current(host string, now time.Time) (string, bool) {
+	if a := e.signed.Load(); a != nil && a.host == host && now.Before(a.renew) {
+		return a.token, true
+	}
+	return "", false
 }
 
 type headerValue struct {

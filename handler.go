@@ -164,10 +164,13 @@ func (h *Handler) identify(r *http.Request, e *cacheEntry) {
 // than proxying a request.
 func (h *Handler) assertionFor(r *http.Request, e *cacheEntry) string {
 	now := time.Now()
+	if a, ok := e.current(r.Host, now); ok {
+		return a
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.assertion != "" && e.assertionFor == r.Host && now.Before(e.assertionExp.Add(-h.assertTTL/2)) {
-		return e.assertion
+	if a, ok := e.current(r.Host, now); ok { // another request signed it meanwhile
+		return a
 	}
 	aud := h.Audience
 	if aud == "" {
@@ -178,7 +181,7 @@ func (h *Handler) assertionFor(r *http.Request, e *cacheEntry) string {
 		h.logger.Error("assertion not signed", zap.Error(err))
 		return ""
 	}
-	e.assertion, e.assertionFor, e.assertionExp = a, r.Host, now.Add(h.assertTTL)
+	e.signed.Store(&signedAssertion{token: a, host: r.Host, renew: now.Add(h.assertTTL / 2)})
 	return a
 }
 

@@ -89,7 +89,7 @@ func benchSessionRequests(b *testing.B, cold bool) {
 	}
 }
 
-func benchHandler(b *testing.B) *Handler {
+func benchHandler(b testing.TB) *Handler {
 	key, err := sgidtest.NewRSAKey()
 	if err != nil {
 		b.Fatal(err)
