@@ -3,11 +3,13 @@
 // the secrets serve the same users, and a restart loses nothing.
 //
 // Values are sealed with gorilla/securecookie (AES-256-CTR, then HMAC-SHA256 over the
-// cookie name, a timestamp and the ciphertext) under keys derived from each configured
-// secret with HKDF-SHA256. The first secret seals; every secret opens, so secrets rotate
-// without logging anyone out. A session too large for one cookie is split across
-// numbered cookies; the number of chunks is bound into the MAC, so a missing, reordered
-// or foreign chunk fails authentication as a whole.
+// cookie name, a timestamp and the ciphertext) under keys derived with HKDF-SHA256 from
+// each configured secret and the binding (Config.Binding: the issuer, client and site
+// the cookies are valid for), so a cookie made for another binding is no session. The
+// first secret seals; every secret opens, so secrets rotate without logging anyone out.
+// A session too large for one cookie is split across numbered cookies; the number of
+// chunks is bound into the MAC, so a missing, reordered or foreign chunk fails
+// authentication as a whole.
 //
 // The package imports no Caddy and suits any net/http program.
 package session
@@ -15,6 +17,7 @@ package session
 import (
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -69,10 +72,13 @@ const (
 	hostForm  = 1
 )
 
-// HKDF info strings: one secret yields independent keys for each purpose.
+// HKDF info labels: one secret yields independent keys for each purpose. The
+// encoded Config.Binding follows the label in the info (see keyInfo). v2 is the
+// first version with a binding: a v1 cookie fails authentication, which is ErrInvalid
+// and only means logging in again.
 const (
-	infoHashKey  = "caddy-sgid session cookie hmac-sha256 v1"
-	infoBlockKey = "caddy-sgid session cookie aes-256 v1"
+	infoHashKey  = "caddy-sgid session cookie hmac-sha256 v2"
+	infoBlockKey = "caddy-sgid session cookie aes-256 v2"
 )
 
 // Config configures a Codec. The zero value of every field but Secrets is usable.
@@ -82,6 +88,17 @@ type Config struct {
 	// Letters, digits, '-' and '_' only, not starting "__", at most 64. Default:
 	// "sgid_session".
 	Name string
+	// Binding is what the cookies are valid for: the caller passes the sgID issuer,
+	// the client id and the site origin, one per element. Every key is derived from
+	// each secret and the whole binding, so a cookie sealed under another binding,
+	// even with the same secrets, is no session (ErrInvalid): a session made for one
+	// site or client cannot be replayed at another that shares the secrets. The parts
+	// are length-prefixed before they enter the derivation, so no two different
+	// lists bind alike ({"a|b", "c"} is not {"a", "b|c"}); the caller needs no
+	// separator or escaping of its own. Order matters. Nil and empty are the same
+	// binding, usable by tests and other programs, and unlike {""}. Changing it logs
+	// everyone out, as removing every secret would. Default: empty.
+	Binding []string
 	// Secrets seal and open the cookies; each must be at least 32 bytes of high
 	// entropy. Secrets[0] seals new cookies; every secret opens them, so rotate by
 	// prepending a new secret and dropping the oldest once Lifetime has passed.
@@ -160,7 +177,7 @@ func New(cfg Config) (*Codec, error) {
 		if len(secret) < 32 {
 			return nil, fmt.Errorf("session: secret %d is %d bytes, need at least 32", i, len(secret))
 		}
-		hashKey, blockKey, err := deriveKeys(secret)
+		hashKey, blockKey, err := deriveKeys(secret, cfg.Binding)
 		if err != nil {
 			return nil, fmt.Errorf("session: secret %d: %w", i, err)
 		}
@@ -192,16 +209,34 @@ func New(cfg Config) (*Codec, error) {
 	return c, nil
 }
 
-// deriveKeys turns one secret into an HMAC-SHA256 key and an AES-256 key that are
-// independent of each other, so neither use of the secret weakens the other.
-func deriveKeys(secret []byte) (hashKey, blockKey []byte, err error) {
-	if hashKey, err = hkdf.Key(sha256.New, secret, nil, infoHashKey, 32); err != nil {
+// deriveKeys turns one secret and the binding into an HMAC-SHA256 key and an
+// AES-256 key that are independent of each other, so neither use of the secret
+// weakens the other. Session and attempt cookies share these keys (their MAC names
+// keep them apart), so the binding covers both by this one derivation.
+func deriveKeys(secret []byte, binding []string) (hashKey, blockKey []byte, err error) {
+	if hashKey, err = hkdf.Key(sha256.New, secret, nil, keyInfo(infoHashKey, binding), 32); err != nil {
 		return nil, nil, fmt.Errorf("deriving hash key: %w", err)
 	}
-	if blockKey, err = hkdf.Key(sha256.New, secret, nil, infoBlockKey, 32); err != nil {
+	if blockKey, err = hkdf.Key(sha256.New, secret, nil, keyInfo(infoBlockKey, binding), 32); err != nil {
 		return nil, nil, fmt.Errorf("deriving block key: %w", err)
 	}
 	return hashKey, blockKey, nil
+}
+
+// keyInfo is the HKDF info for one key: the label, a zero byte, then the number of
+// binding parts and each part, every number a uvarint and every part prefixed by
+// its length. The labels differ before either ends and hold no zero byte, so the
+// info determines the label and the binding, part by part.
+func keyInfo(label string, binding []string) string {
+	b := make([]byte, 0, len(label)+1+binary.MaxVarintLen64*(1+len(binding))+64*len(binding))
+	b = append(b, label...)
+	b = append(b, 0)
+	b = binary.AppendUvarint(b, uint64(len(binding)))
+	for _, part := range binding {
+		b = binary.AppendUvarint(b, uint64(len(part)))
+		b = append(b, part...)
+	}
+	return string(b)
 }
 
 func (c *Codec) validate() error {

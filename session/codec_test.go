@@ -2,9 +2,19 @@ package session
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/securecookie"
+	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -49,12 +59,13 @@ func TestNewDefaults(t *testing.T) {
 }
 
 func TestDeriveKeysGivesIndependentKeys(t *testing.T) {
-	h1, b1, err := deriveKeys(secret(1))
+	h1, b1, err := deriveKeys(secret(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, b2, _ := deriveKeys(secret(2))
-	h1again, _, _ := deriveKeys(secret(1))
+	h2, b2, _ := deriveKeys(secret(2), nil)
+	h1again, _, _ := deriveKeys(secret(1), nil)
+	hBound, bBound, _ := deriveKeys(secret(1), []string{"https://id.singpass.gov.sg"})
 	switch {
 	case len(h1) != 32 || len(b1) != 32:
 		t.Errorf("key lengths %d and %d, want 32 (HMAC-SHA256, AES-256)", len(h1), len(b1))
@@ -64,9 +75,125 @@ func TestDeriveKeysGivesIndependentKeys(t *testing.T) {
 		t.Error("a key is the raw secret")
 	case bytes.Equal(h1, h2) || bytes.Equal(b1, b2):
 		t.Error("two secrets gave the same key")
+	case bytes.Equal(h1, hBound) || bytes.Equal(b1, bBound):
+		t.Error("two bindings gave the same key")
 	case !bytes.Equal(h1, h1again):
 		t.Error("derivation is not deterministic: servers sharing a secret would not share sessions")
 	}
+}
+
+// A cookie is valid only for the binding it was sealed under (issuer, client, site),
+// whatever secrets the two codecs share, and however the parts are split.
+func TestCookiesAreBoundToTheBinding(t *testing.T) {
+	site := []string{"https://id.singpass.gov.sg", "client-a", "https://app.example.sg"}
+	tests := []struct {
+		name          string
+		write, read   []string
+		wantSameLogin bool
+	}{
+		{"same binding", site, slices.Clone(site), true},
+		{"empty binding is a binding too", nil, []string{}, true},
+		{"another site", site, []string{site[0], site[1], "https://other.example.sg"}, false},
+		{"another client", site, []string{site[0], "client-b", site[2]}, false},
+		{"another issuer", site, []string{"https://sgid.example", site[1], site[2]}, false},
+		{"parts split differently", []string{"a|b", "c"}, []string{"a", "b|c"}, false},
+		{"parts joined", []string{"ab", "c"}, []string{"abc"}, false},
+		{"an empty part is not no part", nil, []string{""}, false},
+		{"order matters", []string{"a", "b"}, []string{"b", "a"}, false},
+		{"unbound cookie at a bound site", nil, site, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			writer, _ := newCodec(t, func(cfg *Config) { cfg.Binding = tt.write })
+			reader, _ := newCodec(t, func(cfg *Config) { cfg.Binding = tt.read })
+			for _, secure := range []bool{false, true} {
+				b := newBrowser(t)
+				b.write(writer, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(5 << 10)}}, secure)
+				b.startLogin(writer, newAttempt("st"), secure)
+				var want error
+				if !tt.wantSameLogin {
+					want = ErrInvalid
+				}
+				if _, err := reader.Read(b.request()); !errors.Is(err, want) || (want != nil && kinds(err, ErrNoCookie, ErrExpired, ErrIdle) != 0) {
+					t.Errorf("secure=%v: Read err = %v, want %v", secure, err, want)
+				}
+				if _, err := reader.ReadAttempt(b.request(), "st"); !errors.Is(err, want) || (want != nil && kinds(err, ErrNoCookie, ErrExpired) != 0) {
+					t.Errorf("secure=%v: ReadAttempt err = %v, want %v", secure, err, want)
+				}
+			}
+		})
+	}
+}
+
+// v1Sealer opens cookies as the previous release did: HKDF info v1, no binding.
+func v1Sealer(t *testing.T, s []byte) *securecookie.SecureCookie {
+	t.Helper()
+	hashKey, err1 := hkdf.Key(sha256.New, s, nil, "caddy-sgid session cookie hmac-sha256 v1", 32)
+	blockKey, err2 := hkdf.Key(sha256.New, s, nil, "caddy-sgid session cookie aes-256 v1", 32)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	return securecookie.New(hashKey, blockKey).SetSerializer(securecookie.NopEncoder{}).MaxLength(0).MaxAge(0)
+}
+
+// Cookies the previous release made (keys without a binding, HKDF info v1), kept
+// in testdata as that release wrote them, are a plain ErrInvalid: log in again.
+func TestPreviousReleaseCookiesAreNoSession(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz")
+	tests := []struct {
+		file      string
+		tls       bool
+		read      func(c *Codec, r *http.Request, state string) error
+		wantKinds []error
+	}{
+		{"FuzzRead/previous-release-plain", false, readSession, sessionErrors},
+		{"FuzzRead/previous-release-host", true, readSession, sessionErrors},
+		{"FuzzReadAttempt/previous-release", false, readAttempt, attemptErrors},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			args := fuzzcorpus.Read(t, filepath.Join(dir, tt.file))
+			header, state := args[len(args)-1], ""
+			if len(args) == 2 {
+				state = args[0]
+			}
+			request := func() *http.Request {
+				r := cookieRequest(header)
+				if tt.tls {
+					r.TLS = &tls.ConnectionState{}
+				}
+				return r
+			}
+			// The fixture is genuine: the previous release's keys open it.
+			old, _ := newCodec(t, nil)
+			old.sealers = []*securecookie.SecureCookie{v1Sealer(t, secret(1))}
+			if err := tt.read(old, request(), state); err != nil {
+				t.Fatalf("setup: the v1 keys do not open the fixture: %v", err)
+			}
+			for _, binding := range [][]string{nil, {"https://id.singpass.gov.sg", "client", "https://app.example.sg"}} {
+				c, _ := newCodec(t, func(cfg *Config) { cfg.Binding = binding })
+				err := tt.read(c, request(), state)
+				if !errors.Is(err, ErrInvalid) || kinds(err, tt.wantKinds...) != 1 {
+					t.Errorf("binding %q: err = %v, want ErrInvalid alone", binding, err)
+				}
+			}
+		})
+	}
+}
+
+var (
+	sessionErrors = []error{ErrNoCookie, ErrInvalid, ErrExpired, ErrIdle}
+	attemptErrors = []error{ErrNoCookie, ErrInvalid, ErrExpired}
+)
+
+func readSession(c *Codec, r *http.Request, _ string) error {
+	_, err := c.Read(r)
+	return err
+}
+
+func readAttempt(c *Codec, r *http.Request, state string) error {
+	_, err := c.ReadAttempt(r, state)
+	return err
 }
 
 func TestCodecsSharingSecretsShareSessions(t *testing.T) {
