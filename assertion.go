@@ -41,7 +41,7 @@ func (h *Handler) newSigner(expand func(string, string) (string, error), keys *k
 
 	var ecKeys []*ecdsa.PrivateKey
 	if len(h.SigningKeys) == 0 {
-		k, err := keys.signingKey()
+		k, err := keys.signingKey(h.site)
 		if err != nil {
 			return nil, fmt.Errorf("assertion signing key from storage: %w", err)
 		}

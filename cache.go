@@ -25,16 +25,15 @@ type cacheEntry struct {
 	mu     sync.Mutex
 }
 
-// signedAssertion is one signed assertion and what it was signed for.
+// signedAssertion is one signed assertion and when to replace it.
 type signedAssertion struct {
 	token string
-	host  string    // the host it was made for (aud, iss)
 	renew time.Time // when to sign a new one: half way through its lifetime
 }
 
-// current returns the assertion if it is for host and not due for renewal.
-func (e *cacheEntry) current(host string, now time.Time) (string, bool) {
-	if a := e.signed.Load(); a != nil && a.host == host && now.Before(a.renew) {
+// current returns the assertion if it is not due for renewal.
+func (e *cacheEntry) current(now time.Time) (string, bool) {
+	if a := e.signed.Load(); a != nil && now.Before(a.renew) {
 		return a.token, true
 	}
 	return "", false

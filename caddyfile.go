@@ -102,7 +102,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.RedirectURI); err != nil {
 				return err
 			}
-			if err := checkRedirectURI(h.RedirectURI); err != nil && !hasPlaceholder(h.RedirectURI) {
+			if _, err := parseRedirectURI(h.RedirectURI); err != nil && !hasPlaceholder(h.RedirectURI) {
 				return d.Err(err.Error())
 			}
 		case "scope":

@@ -30,8 +30,8 @@ func validateSgidConfig(t *testing.T, handler map[string]any) (string, error) {
 			"http": map[string]any{
 				"servers": map[string]any{
 					"srv0": map[string]any{
-						"listen": []string{"127.0.0.1:0"},
-						"routes": []any{map[string]any{"handle": []any{handler}}},
+						"listen": []string{"127.0.0.1:18080"},
+						"routes": []any{map[string]any{"match": []any{map[string]any{"host": []string{"app.example"}}}, "handle": []any{handler}}},
 					},
 				},
 			},

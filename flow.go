@@ -68,7 +68,7 @@ func isNavigation(r *http.Request) bool {
 // startLogin sends the browser to sgID with a fresh state, nonce and PKCE
 // verifier, kept in this attempt's own cookie so several tabs can log in at once.
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
-	req, err := h.client.NewAuthRequest(h.redirectURI(r))
+	req, err := h.client.NewAuthRequest(h.site.redirect)
 	if err != nil {
 		metrics.loginFailed(reasonStartFailed)
 		return h.fail(w, r, failure{status: http.StatusInternalServerError, title: "Login unavailable",
@@ -87,13 +87,6 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, h.client.AuthURL(req), http.StatusFound)
 	return nil
-}
-
-func (h *Handler) redirectURI(r *http.Request) string {
-	if h.redirect != "" {
-		return h.redirect
-	}
-	return origin(r) + reservedPrefix + "callback"
 }
 
 // callback completes a login: the attempt cookie named by state, the code

@@ -111,10 +111,12 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 	// Caddy config to give it storage, and with the codec's clock stopped.
 	h.logger = zap.NewNop()
 	h.lifetime, h.idle, h.assertTTL = defaultLifetime, defaultIdle, defaultAssertionTTL
-	h.redirect = h.RedirectURI
+	if h.site, err = newSite(h.RedirectURI, "", nil); err != nil {
+		t.Fatal(err)
+	}
 	h.client, err = sgid.New(sgid.Config{
 		ClientID: h.ClientID, ClientSecret: h.ClientSecret, PrivateKey: h.PrivateKey, Hostname: h.Hostname,
-		RedirectURI: h.redirect, Scopes: h.Scopes, Timeout: time.Duration(h.Timeout), Observe: metrics.observeSgidCall,
+		RedirectURI: h.site.redirect, Scopes: h.Scopes, Timeout: time.Duration(h.Timeout), Observe: metrics.observeSgidCall,
 	})
 	if err != nil {
 		t.Fatal(err)

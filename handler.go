@@ -21,6 +21,9 @@ import (
 // identity, never the credential.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.strip(r.Header)
+	if !h.site.serves(r.Host) {
+		return h.misdirected(w, r)
+	}
 	if strings.HasPrefix(r.URL.Path, reservedPrefix) {
 		return h.serveReserved(w, r)
 	}
@@ -153,35 +156,32 @@ func (h *Handler) identify(r *http.Request, e *cacheEntry) {
 		// 1.3 µs and 2.3 KB more a request; the provider, 0.05 µs).
 		repl.Map(e.placeholder)
 	}
-	if a := h.assertionFor(r, e); a != "" {
+	if a := h.assertionFor(e); a != "" {
 		values[len(e.headers)] = a
 		r.Header[assertionHeader] = values[len(e.headers):]
 	}
 }
 
-// assertionFor returns the session's signed assertion for this host, re-signing
-// only when the cached one is past half its lifetime: signing costs more CPU
-// than proxying a request.
-func (h *Handler) assertionFor(r *http.Request, e *cacheEntry) string {
+// assertionFor returns the session's signed assertion, re-signing only when the
+// cached one is past half its lifetime: signing costs more CPU than proxying a
+// request. Its iss and aud are the site's, fixed at provisioning: nothing in the
+// request chooses them.
+func (h *Handler) assertionFor(e *cacheEntry) string {
 	now := time.Now()
-	if a, ok := e.current(r.Host, now); ok {
+	if a, ok := e.current(now); ok {
 		return a
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if a, ok := e.current(r.Host, now); ok { // another request signed it meanwhile
+	if a, ok := e.current(now); ok { // another request signed it meanwhile
 		return a
 	}
-	aud := h.Audience
-	if aud == "" {
-		aud = hostOnly(r.Host)
-	}
-	a, err := h.signer.assertion(e.data, h.forward, origin(r), aud, now, h.assertTTL)
+	a, err := h.signer.assertion(e.data, h.forward, h.site.origin, h.site.audience, now, h.assertTTL)
 	if err != nil {
 		h.logger.Error("assertion not signed", zap.Error(err))
 		return ""
 	}
-	e.signed.Store(&signedAssertion{token: a, host: r.Host, renew: now.Add(h.assertTTL / 2)})
+	e.signed.Store(&signedAssertion{token: a, renew: now.Add(h.assertTTL / 2)})
 	return a
 }
 
@@ -225,16 +225,3 @@ func encodeHeaderValue(v string) string {
 
 func isSecure(r *http.Request) bool { return r.TLS != nil }
 
-func origin(r *http.Request) string {
-	if isSecure(r) {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
-}
-
-func hostOnly(hostport string) string {
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.Contains(hostport[i:], "]") {
-		return hostport[:i]
-	}
-	return hostport
-}

@@ -104,7 +104,10 @@ func benchHandler(b testing.TB) *Handler {
 	}
 	h.logger = zap.NewNop()
 	h.lifetime, h.idle, h.assertTTL = defaultLifetime, defaultIdle, defaultAssertionTTL
-	h.client, err = sgid.New(sgid.Config{ClientID: "c", ClientSecret: "s", PrivateKey: sgidtest.EncodePKCS8(key), RedirectURI: "http://app.example/.sgid/callback"})
+	if h.site, err = newSite("http://app.example/.sgid/callback", "", nil); err != nil {
+		b.Fatal(err)
+	}
+	h.client, err = sgid.New(sgid.Config{ClientID: "c", ClientSecret: "s", PrivateKey: sgidtest.EncodePKCS8(key), RedirectURI: h.site.redirect})
 	if err != nil {
 		b.Fatal(err)
 	}

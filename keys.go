@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -24,15 +25,29 @@ import (
 type keyStore struct {
 	storage  certmagic.Storage
 	ctx      context.Context
+	issuer   string // sgID's issuer URL
 	clientID string
 }
 
-// prefix keeps each sgID client's keys apart, so two sites with different clients
-// on one Caddy do not share session keys. The client id is hashed: it is not a
-// secret, but storage keys are file names on some backends.
+// prefix keeps each sgID client's keys apart, per issuer as well as per client
+// id: a staging site pointed at a test IdP with the production client id must
+// not share the production site's keys. Issuer and client id are hashed
+// (length-prefixed, so no two pairs collide): neither is a secret, but storage
+// keys are file names on some backends.
 func (k *keyStore) prefix() string {
-	sum := sha256.Sum256([]byte(k.clientID))
-	return "sgid/" + hex.EncodeToString(sum[:8]) + "/"
+	return "sgid/" + digest(k.issuer, k.clientID) + "/"
+}
+
+// digest is a short hex name for a tuple of strings, each length-prefixed.
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		h.Write(n[:])
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // loadOrCreate returns the value under name, making it with create the first
@@ -76,9 +91,11 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 	return []byte(s), nil
 }
 
-// signingKey is the ES256 assertion key, stored as PKCS#8 PEM.
-func (k *keyStore) signingKey() (*ecdsa.PrivateKey, error) {
-	v, err := k.loadOrCreate("assertion.key", func() ([]byte, error) {
+// signingKey is the ES256 assertion key of one site and audience, stored as
+// PKCS#8 PEM: each site has its own key and JWKS, so an assertion minted by one
+// site's gateway never verifies against another's keys.
+func (k *keyStore) signingKey(s *site) (*ecdsa.PrivateKey, error) {
+	v, err := k.loadOrCreate("assertion-"+digest(s.origin, s.audience)+".key", func() ([]byte, error) {
 		pemText, err := NewSigningKeyPEM()
 		return []byte(pemText), err
 	})

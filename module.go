@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -42,8 +41,13 @@ type Handler struct {
 	// Hostname is sgID's base URL; {env.*} and {file.*} placeholders work, as
 	// for redirect_uri. Default: https://api.id.gov.sg.
 	Hostname string `json:"hostname,omitempty"`
-	// RedirectURI is the callback URL registered with sgID. Default: the request's
-	// scheme and host + /.sgid/callback.
+	// RedirectURI is the callback URL registered with sgID. Its origin is the
+	// site: the assertion's iss, what the cookies are bound to, and the only Host
+	// the handler serves. Required when the site does not name exactly one host
+	// and port (a catch-all :443 or http:// address, several host names, a
+	// wildcard, or Caddy behind a load balancer or port mapping that changes the
+	// scheme or port). Default: the site's own scheme, host and port +
+	// /.sgid/callback, fixed when the handler is provisioned.
 	RedirectURI string `json:"redirect_uri,omitempty"`
 	// Scopes requested from sgID; must include openid. Default: openid myinfo.name.
 	Scopes []string `json:"scopes,omitempty"`
@@ -75,7 +79,8 @@ type Handler struct {
 	// SigningSecret switches the assertion to HS256 with this shared secret (at
 	// least 32 characters), for upstreams that cannot fetch keys. Default: unset.
 	SigningSecret string `json:"signing_secret,omitempty"`
-	// Audience is the assertion's aud claim. Default: the request's host.
+	// Audience is the assertion's aud claim. Default: the site's host (with its
+	// port unless it is the scheme's default), fixed at provisioning.
 	Audience string `json:"audience,omitempty"`
 	// AssertionLifetime is how long an assertion is valid. Default: 5m.
 	AssertionLifetime caddy.Duration `json:"assertion_lifetime,omitempty"`
@@ -91,7 +96,7 @@ type Handler struct {
 	forward   []forwardRule
 	owned     map[string]bool // header names the gateway owns, canonical with '-'
 	logger    *zap.Logger
-	redirect  string
+	site      *site
 	lifetime  time.Duration
 	idle      time.Duration
 	assertTTL time.Duration
@@ -168,10 +173,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.redirect, err = expand("redirect_uri", h.RedirectURI); err != nil {
+	redirect, err := expand("redirect_uri", h.RedirectURI)
+	if err != nil {
 		return err
 	}
-	if err := checkRedirectURI(h.redirect); h.redirect != "" && err != nil {
+	if h.site, err = newSite(redirect, h.Audience, func() (string, error) { return routeOrigin(ctx) }); err != nil {
 		return err
 	}
 
@@ -180,7 +186,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ClientSecret: secret,
 		PrivateKey:   key,
 		Hostname:     hostname,
-		RedirectURI:  h.redirect,
+		RedirectURI:  h.site.redirect,
 		Scopes:       h.Scopes,
 		Timeout:      time.Duration(h.Timeout),
 		ClockSkew:    time.Duration(h.ClockSkew),
@@ -190,12 +196,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sgid client: %w", err)
 	}
 
-	keys := &keyStore{storage: ctx.Storage(), ctx: ctx, clientID: clientID}
+	keys := &keyStore{storage: ctx.Storage(), ctx: ctx, issuer: h.client.IssuerURL(), clientID: clientID}
 	secrets, err := h.sessionSecrets(expand, keys)
 	if err != nil {
 		return err
 	}
 	h.codec, err = session.New(session.Config{
+		// A cookie is valid only for the configuration that made it: another
+		// IdP, client or site sharing the secret cannot make sessions here.
+		Binding:     []string{h.client.IssuerURL(), clientID, h.site.origin},
 		Name:        h.CookieName,
 		Secrets:     secrets,
 		Lifetime:    h.lifetime,
@@ -366,14 +375,6 @@ func (h *Handler) Validate() error {
 	}
 	if h.SigningSecret != "" && !hasPlaceholder(h.SigningSecret) && len(h.SigningSecret) < 32 {
 		return invalid("signing_secret", 0, "signing_secret is %d characters; it must be at least 32", len(h.SigningSecret))
-	}
-	return nil
-}
-
-// checkRedirectURI accepts an absolute http(s) URL.
-func checkRedirectURI(raw string) error {
-	if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("redirect_uri %q must be an absolute http(s) URL", raw)
 	}
 	return nil
 }

@@ -1,0 +1,211 @@
+package caddysgid
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// site is where a handler serves, fixed at provisioning and never taken from a
+// request: the assertion's iss and aud, the login's redirect URI, the binding of
+// its cookies and the keys it generates all derive from it. A request for any
+// other Host is refused.
+type site struct {
+	origin   string // scheme://host[:port], default port dropped: the assertion's iss
+	host     string // host[:port] as a request's Host must carry it, lowercase
+	secure   bool   // the origin is https
+	redirect string // the redirect URI registered with sgID
+	audience string // the assertion's aud
+}
+
+// newSite fixes the site from redirect_uri when it is set, and otherwise from
+// fromRoute: the origin of the one host the enclosing route matches.
+func newSite(redirectURI, audience string, fromRoute func() (origin string, err error)) (*site, error) {
+	if redirectURI == "" {
+		origin, err := fromRoute()
+		if err != nil {
+			return nil, err
+		}
+		redirectURI = origin + reservedPrefix + "callback"
+	}
+	u, err := parseRedirectURI(redirectURI)
+	if err != nil {
+		return nil, err
+	}
+	s := &site{secure: u.Scheme == "https", redirect: redirectURI}
+	s.host = canonicalHost(u.Host, s.secure)
+	s.origin = u.Scheme + "://" + s.host
+	s.audience = audience
+	if s.audience == "" {
+		s.audience = s.host
+	}
+	return s, nil
+}
+
+// parseRedirectURI accepts an absolute http(s) URL without user info or a
+// fragment: the one rule for redirect_uri, at adapt time and at provisioning.
+func parseRedirectURI(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, fmt.Errorf("redirect_uri %q must be an absolute http(s) URL without user info or fragment", raw)
+	}
+	return u, nil
+}
+
+// canonicalHost lowercases a host[:port] and drops the scheme's default port,
+// so that "App.example:443" and "app.example" are the same site over https.
+func canonicalHost(hostport string, secure bool) string {
+	hostport = strings.ToLower(hostport)
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return strings.TrimSuffix(hostport, ".")
+	}
+	host = strings.TrimSuffix(host, ".")
+	if (secure && port == "443") || (!secure && port == "80") || port == "" {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// serves reports whether a request's Host is this site's.
+func (s *site) serves(requestHost string) bool {
+	return requestHost == s.host || canonicalHost(requestHost, s.secure) == s.host
+}
+
+// misdirected answers a request for a Host this site does not serve: it starts
+// no login and gets no identity, since its cookies, redirect URI and assertion
+// would all be another site's.
+func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) error {
+	return h.fail(w, r, failure{status: http.StatusMisdirectedRequest, title: "Wrong address",
+		message: "This site is not served at this address.", reason: "host not served by this site"})
+}
+
+// errNoFixedSite is the provisioning error for a site that does not name one
+// host and port; the message says how to fix it.
+var errNoFixedSite = errors.New("set redirect_uri (and audience, if the app expects another) to the URL this gateway is for")
+
+// routeOrigin finds the origin of the site the handler is being provisioned in:
+// the one host that the innermost enclosing route with a host matcher matches,
+// and the one port the server listens on, https when the server has TLS. Caddy
+// provisions routes in order, and a route's handlers are loaded (and its raw
+// handler JSON cleared) only after they are provisioned, so the route being
+// provisioned is the first one whose handlers are still raw.
+func routeOrigin(ctx caddy.Context) (string, error) {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil {
+		return "", fmt.Errorf("sgid is not inside an HTTP server: %w", errNoFixedSite)
+	}
+	// Innermost first: a host matcher on a nested route narrows the server's.
+	var lists []caddyhttp.RouteList
+	for _, m := range slices.Backward(ctx.Modules()) {
+		if sr, ok := m.(*caddyhttp.Subroute); ok {
+			lists = append(lists, sr.Routes)
+		}
+	}
+	lists = append(lists, srv.Routes)
+	if srv.Errors != nil {
+		lists = append(lists, srv.Errors.Routes)
+	}
+	var hosts []string
+	found := false
+	for _, routes := range lists {
+		r := beingProvisioned(routes)
+		if r == nil {
+			continue
+		}
+		hs, ok := routeHosts(r)
+		if ok {
+			hosts, found = hs, true
+			break
+		}
+	}
+	if !found {
+		return "", fmt.Errorf("the site matches no host name (a catch-all address such as :443 or http://): %w", errNoFixedSite)
+	}
+	if len(hosts) != 1 {
+		return "", fmt.Errorf("the site serves %d host names (%s), not one: %w", len(hosts), strings.Join(hosts, ", "), errNoFixedSite)
+	}
+	host := hosts[0]
+	if strings.ContainsAny(host, "*{}") {
+		return "", fmt.Errorf("the site's host %q is a pattern, not one host name: %w", host, errNoFixedSite)
+	}
+	port, err := listenPort(srv.Listen)
+	if err != nil {
+		return "", err
+	}
+	scheme := "http"
+	if srv.TLSConnPolicies != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// beingProvisioned is the route of routes whose handlers are loading now.
+func beingProvisioned(routes caddyhttp.RouteList) *caddyhttp.Route {
+	for i := range routes {
+		if routes[i].HandlersRaw != nil {
+			return &routes[i]
+		}
+	}
+	return nil
+}
+
+// routeHosts lists the host names a route's host matchers accept; ok is false
+// when no matcher set of the route constrains the host.
+func routeHosts(r *caddyhttp.Route) (hosts []string, ok bool) {
+	for _, set := range r.MatcherSets {
+		constrained := false
+		for _, m := range set {
+			var mh caddyhttp.MatchHost
+			switch v := m.(type) {
+			case caddyhttp.MatchHost:
+				mh = v
+			case *caddyhttp.MatchHost:
+				mh = *v
+			default:
+				continue
+			}
+			constrained = true
+			for _, h := range mh {
+				if h = strings.ToLower(h); !slices.Contains(hosts, h) {
+					hosts = append(hosts, h)
+				}
+			}
+		}
+		if !constrained {
+			// One matcher set without a host matcher lets any host through.
+			return nil, false
+		}
+	}
+	return hosts, len(r.MatcherSets) > 0
+}
+
+// listenPort is the one port a server listens on.
+func listenPort(listen []string) (int, error) {
+	port := 0
+	for _, l := range listen {
+		addr, err := caddy.ParseNetworkAddress(l)
+		if err != nil {
+			return 0, fmt.Errorf("reading the server's listen address %q: %w", l, err)
+		}
+		if addr.StartPort != addr.EndPort || (port != 0 && int(addr.StartPort) != port) {
+			return 0, fmt.Errorf("the site listens on more than one port: %w", errNoFixedSite)
+		}
+		port = int(addr.StartPort)
+	}
+	if port == 0 {
+		return 0, fmt.Errorf("the server's listen port is unknown: %w", errNoFixedSite)
+	}
+	return port, nil
+}
