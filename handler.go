@@ -224,4 +224,3 @@ func encodeHeaderValue(v string) string {
 }
 
 func isSecure(r *http.Request) bool { return r.TLS != nil }
-
