@@ -108,34 +108,30 @@ func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, 
 }
 
 // ReadAttempt returns the attempt whose State is state, if its cookie is present,
-// authentic and younger than AttemptTTL. Like Read, it prefers the __Host- name,
-// and over TLS takes nothing else.
+// authentic and younger than AttemptTTL. Like Read, it takes only the __Host- name
+// over TLS and only the plain name over plain HTTP.
 // Errors match ErrNoCookie, ErrInvalid or ErrExpired.
 func (c *Codec) ReadAttempt(r *http.Request, state string) (*Attempt, error) {
 	if state == "" {
 		return nil, ErrNoCookie
 	}
-	names := [2]string{c.attemptName(plainForm, state), c.attemptName(hostForm, state)}
-	var values [2]string
-	var seen [2]bool
-	for name, value := range cookiePairs(r.Header) {
-		for f := range names {
-			if name == names[f] && !seen[f] {
-				values[f], seen[f] = value, true
-			}
+	form := formOf(r.TLS != nil)
+	name := c.attemptName(form, state)
+	var value string
+	seen := false
+	for n, v := range cookiePairs(r.Header) {
+		if n == name {
+			value, seen = v, true
+			break
 		}
 	}
-	form := hostForm
-	if !seen[hostForm] {
-		if !seen[plainForm] || r.TLS != nil {
-			return nil, ErrNoCookie
-		}
-		form = plainForm
+	if !seen {
+		return nil, ErrNoCookie
 	}
-	if len(values[form]) > chunkSize {
+	if len(value) > chunkSize {
 		return nil, fmt.Errorf("%w: oversized login attempt cookie", ErrInvalid)
 	}
-	plain, err := c.open(names[form], values[form])
+	plain, err := c.open(name, value)
 	if err != nil {
 		return nil, err
 	}

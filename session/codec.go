@@ -66,7 +66,7 @@ const maxNameLen = 64
 // subdomain or a plain-HTTP man in the middle cannot plant or overwrite the cookie.
 const hostPrefix = "__Host-"
 
-// Cookie name forms. Both are recognised on read; secure picks one on write.
+// Cookie name forms: the transport picks one on read (see Read), secure on write.
 const (
 	plainForm = 0
 	hostForm  = 1

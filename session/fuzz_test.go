@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -63,21 +64,24 @@ func FuzzRead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, header string) {
 		r := cookieRequest(header)
-		d, err := c.Read(r)
-		_, carried := c.Fingerprint(r)
-		if err != nil {
-			if n := kinds(err, ErrNoCookie, ErrInvalid, ErrExpired, ErrIdle); n != 1 {
-				t.Fatalf("Read error %q matches %d of the four kinds, want exactly 1", err, n)
+		for _, tls := range []bool{false, true} {
+			r := over(cookieRequest(header), tls)
+			d, err := c.Read(r)
+			_, carried := c.Fingerprint(r)
+			if err != nil {
+				if n := kinds(err, ErrNoCookie, ErrInvalid, ErrExpired, ErrIdle); n != 1 {
+					t.Fatalf("Read error %q matches %d of the four kinds, want exactly 1", err, n)
+				}
+				if !readErrorText.MatchString(err.Error()) {
+					t.Fatalf("Read error %q is not fixed text", err)
+				}
+				if errors.Is(err, ErrNoCookie) == carried {
+					t.Fatalf("Read (tls=%v) says %v but Fingerprint says carried=%v", tls, err, carried)
+				}
+				continue
 			}
-			if !readErrorText.MatchString(err.Error()) {
-				t.Fatalf("Read error %q is not fixed text", err)
-			}
-			if errors.Is(err, ErrNoCookie) == carried {
-				t.Fatalf("Read says %v but Fingerprint says carried=%v", err, carried)
-			}
-		} else {
 			if !carried {
-				t.Fatal("Read decoded a session Fingerprint says is not there")
+				t.Fatalf("Read (tls=%v) decoded a session Fingerprint says is not there", tls)
 			}
 			if err := c.Check(d); err != nil {
 				t.Fatalf("Read returned a session that fails Check: %v", err)
@@ -85,7 +89,7 @@ func FuzzRead(f *testing.F) {
 			// What decodes must encode again, to the same session.
 			b := newBrowser(t)
 			again := *d
-			b.write(c, &again, false)
+			b.write(c, &again, tls)
 			got, err := c.Read(b.request())
 			if err != nil || !sameData(got, d) {
 				t.Fatalf("a decoded session written again reads back as %+v, %v", got, err)
@@ -113,19 +117,21 @@ func FuzzReadAttempt(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, state, header string) {
 		r := cookieRequest(header)
-		a, err := c.ReadAttempt(r, state)
-		switch {
-		case err != nil:
-			if n := kinds(err, ErrNoCookie, ErrInvalid, ErrExpired); n != 1 {
-				t.Fatalf("ReadAttempt error %q matches %d of the three kinds, want exactly 1", err, n)
+		for _, tls := range []bool{false, true} {
+			a, err := c.ReadAttempt(over(cookieRequest(header), tls), state)
+			switch {
+			case err != nil:
+				if n := kinds(err, ErrNoCookie, ErrInvalid, ErrExpired); n != 1 {
+					t.Fatalf("ReadAttempt error %q matches %d of the three kinds, want exactly 1", err, n)
+				}
+				if !readErrorText.MatchString(err.Error()) {
+					t.Fatalf("ReadAttempt error %q is not fixed text", err)
+				}
+			case a.State != state:
+				t.Fatalf("ReadAttempt(%q) returned the attempt of state %q", state, a.State)
+			case !t0.Before(a.Created.Add(c.attemptTTL)):
+				t.Fatalf("ReadAttempt returned an attempt created %v, past its TTL", a.Created)
 			}
-			if !readErrorText.MatchString(err.Error()) {
-				t.Fatalf("ReadAttempt error %q is not fixed text", err)
-			}
-		case a.State != state:
-			t.Fatalf("ReadAttempt(%q) returned the attempt of state %q", state, a.State)
-		case !t0.Before(a.Created.Add(c.attemptTTL)):
-			t.Fatalf("ReadAttempt returned an attempt created %v, past its TTL", a.Created)
 		}
 		if state == "" {
 			return
@@ -170,11 +176,8 @@ func FuzzReadAttempt(f *testing.F) {
 			if want := max(0, len(others)-(c.maxAttempts-1)); deleted > want || deleted+undeletable < want {
 				t.Fatalf("WriteAttempt deleted %d of %d other attempts (%d undeletable), want %d", deleted, len(others), undeletable, want)
 			}
-			if !secure && strings.Contains(header, c.attemptName(hostForm, state)) {
-				continue // ReadAttempt rightly prefers the __Host- cookie the request carries
-			}
 			// The new cookie comes first, as a browser sends a fresher cookie of a name.
-			got, err := c.ReadAttempt(cookieRequest(keep+"="+set+"; "+header), state)
+			got, err := c.ReadAttempt(over(cookieRequest(keep+"="+set+"; "+header), secure), state)
 			if err != nil || got.Nonce != want.Nonce {
 				t.Fatalf("the attempt just written does not read back: %+v, %v", got, err)
 			}
@@ -197,10 +200,12 @@ func FuzzSessionRoundTrip(f *testing.F) {
 			d.Fields[parts[i]] = parts[i+1]
 		}
 		b := newBrowser(t)
+		b.tls = secure
 		// A session already in the jar, chunked, under the same name form or the
 		// other: its leftover chunks must not change what is read.
 		if prior%3 != 0 {
 			b.write(c, &Data{Sub: "prior", Fields: map[string]string{"x": bigValue(8 << 10)}}, secure == (prior%3 == 1))
+			b.tls = secure
 		}
 		want := &Data{Sub: d.Sub, Fields: d.Fields}
 		rec := httptest.NewRecorder()
@@ -334,12 +339,45 @@ func TestFuzzCorpusValidSeedsStillDecode(t *testing.T) {
 			}
 		}
 	}
+	// A seed is decoded over each transport whose name form it carries: over TLS
+	// the __Host- form, over plain HTTP the plain one.
 	check("FuzzRead", func(args []string) error {
-		_, err := c.Read(cookieRequest(args[0]))
-		return err
+		return decodeOverCarriedForms(func(tls bool) (bool, error) {
+			var k carried
+			c.scan(cookieRequest(args[0]), &k)
+			_, err := c.Read(over(cookieRequest(args[0]), tls))
+			return k.seen[formOf(tls)]&1 != 0, err
+		})
 	})
 	check("FuzzReadAttempt", func(args []string) error {
-		_, err := c.ReadAttempt(cookieRequest(args[1]), args[0])
-		return err
+		return decodeOverCarriedForms(func(tls bool) (bool, error) {
+			name := c.attemptName(formOf(tls), args[0])
+			_, err := c.ReadAttempt(over(cookieRequest(args[1]), tls), args[0])
+			carries := false
+			for n := range cookiePairs(cookieRequest(args[1]).Header) {
+				carries = carries || n == name
+			}
+			return carries, err
+		})
 	})
+}
+
+// decodeOverCarriedForms runs decode over plain HTTP and over TLS, and fails unless
+// it decodes wherever the seed carries that transport's name form, and somewhere.
+func decodeOverCarriedForms(decode func(tls bool) (carries bool, err error)) error {
+	some := false
+	for _, tls := range []bool{false, true} {
+		carries, err := decode(tls)
+		if !carries {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("tls=%v: %w", tls, err)
+		}
+		some = true
+	}
+	if !some {
+		return errors.New("the seed carries neither name form")
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,9 +38,12 @@ func newCodec(t testing.TB, edit func(*Config)) (*Codec, *fakeClock) {
 
 // browser is a cookie jar for one host that applies Set-Cookie headers the way a
 // browser does, and checks on the way that every cookie is one a browser would take.
+// tls is the transport of its requests: write and startLogin set it to the scheme
+// they write for, as a browser is on the site it logs in to.
 type browser struct {
 	t   testing.TB
 	jar map[string]string
+	tls bool
 }
 
 func newBrowser(t testing.TB) *browser {
@@ -75,9 +79,12 @@ func (b *browser) apply(rec *httptest.ResponseRecorder) []*http.Cookie {
 	return set
 }
 
-// request is a request carrying the jar, in map order: no order may matter.
+// request is a request over b.tls carrying the jar, in map order: no order may
+// matter. It sends the whole jar, __Host- cookies over plain HTTP too, as a client
+// that replays cookies could.
 func (b *browser) request() *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	over(r, b.tls)
 	var parts []string
 	for name, value := range b.jar {
 		parts = append(parts, name+"="+value)
@@ -87,6 +94,17 @@ func (b *browser) request() *http.Request {
 	}
 	return r
 }
+
+// over makes r a request over TLS, or over plain HTTP.
+func over(r *http.Request, tls bool) *http.Request {
+	r.TLS = nil
+	if tls {
+		r.TLS = &tlsState
+	}
+	return r
+}
+
+var tlsState tls.ConnectionState
 
 // names is the jar's cookie names with the given prefix.
 func (b *browser) names(prefix string) []string {
@@ -102,6 +120,7 @@ func (b *browser) names(prefix string) []string {
 // clone copies the jar, to tamper with one copy.
 func (b *browser) clone() *browser {
 	c := newBrowser(b.t)
+	c.tls = b.tls
 	for k, v := range b.jar {
 		c.jar[k] = v
 	}
@@ -111,6 +130,7 @@ func (b *browser) clone() *browser {
 // write writes d into the browser and fails the test on error.
 func (b *browser) write(c *Codec, d *Data, secure bool) []*http.Cookie {
 	b.t.Helper()
+	b.tls = secure
 	rec := httptest.NewRecorder()
 	if err := c.Write(rec, b.request(), d, secure); err != nil {
 		b.t.Fatalf("Write: %v", err)

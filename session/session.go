@@ -31,12 +31,13 @@ type Data struct {
 // Read returns the request's session. Every error means "no session" and matches one
 // of ErrNoCookie, ErrInvalid, ErrExpired or ErrIdle.
 //
-// Read needs no secure flag: it takes the "__Host-" form of the name if the request
-// carries it and the plain form otherwise, except over TLS, where it takes only the
-// __Host- form: a plain-named cookie there could have been set by a sibling
-// subdomain (cookie tossing), with a session from a plain-HTTP site sharing the
-// secrets. The MAC binds the full name, so a value written under one form cannot
-// be presented under the other.
+// Read needs no secure flag: the transport picks the name form, strictly. Over TLS
+// only the "__Host-" form is read: a plain-named cookie there could have been set by
+// a sibling subdomain (cookie tossing), or by a plain-HTTP site sharing the secrets.
+// Over plain HTTP only the plain form is read: a browser sends __Host- cookies only
+// over HTTPS, so one arriving over plain HTTP was replayed by a client, from a
+// session made for the HTTPS site. The MAC binds the full name, so a value written
+// under one form cannot be presented under the other either.
 //
 // Chunks beyond the count sealed into the first one are ignored rather than refused:
 // they are what two overlapping logins in two tabs leave behind, they cannot change
@@ -44,8 +45,8 @@ type Data struct {
 func (c *Codec) Read(r *http.Request) (*Data, error) {
 	var k carried
 	c.scan(r, &k)
-	form := k.form(r.TLS != nil)
-	if form < 0 {
+	form := formOf(r.TLS != nil)
+	if k.seen[form]&1 == 0 {
 		return nil, ErrNoCookie
 	}
 	macName, value, err := c.join(&k, form)
@@ -74,8 +75,8 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
 	var k carried
 	c.scan(r, &k)
-	form := k.form(r.TLS != nil)
-	if form < 0 {
+	form := formOf(r.TLS != nil)
+	if k.seen[form]&1 == 0 {
 		return sum, false
 	}
 	// Each string is length-prefixed, so no two cookie sets hash the same input.
@@ -91,18 +92,6 @@ func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
 		}
 	}
 	return sha256.Sum256(buf), true
-}
-
-// form picks the name form Read uses: __Host- first, and only that over TLS. -1
-// when there is no session.
-func (k *carried) form(tls bool) int {
-	switch {
-	case k.seen[hostForm]&1 != 0:
-		return hostForm
-	case k.seen[plainForm]&1 != 0 && !tls:
-		return plainForm
-	}
-	return -1
 }
 
 // join reassembles the sealed value from its chunks and names the MAC it must carry.

@@ -1,41 +1,72 @@
 package session
 
 import (
-	"crypto/tls"
 	"errors"
-	"net/http/httptest"
 	"testing"
 )
 
-// Over TLS only __Host- cookies count: a plain-named one may have been set by a
-// sibling subdomain, with a session minted by a plain-HTTP site sharing secrets.
-func TestOverTLSPlainNamedCookiesAreNoSession(t *testing.T) {
+// The transport alone picks the name form. Over TLS only __Host- cookies count: a
+// plain-named one may have been set by a sibling subdomain, with a session minted
+// by a plain-HTTP site sharing secrets. Over plain HTTP only plain names count: a
+// browser sends __Host- cookies only over HTTPS, so one arriving over HTTP is a
+// replay of the HTTPS site's session. Fingerprint agrees with Read.
+func TestNameFormIsStrictlyByTransport(t *testing.T) {
 	c, _ := newCodec(t, nil)
-	b := newBrowser(t)
-	b.write(c, typicalData(), false)
-	rec := httptest.NewRecorder()
-	if err := c.WriteAttempt(rec, b.request(), &Attempt{State: "st", Nonce: "n", CodeVerifier: "v", RedirectURI: "http://x/cb", ReturnTo: "/"}, false); err != nil {
-		t.Fatal(err)
+	plain, host := newBrowser(t), newBrowser(t)
+	plain.write(c, &Data{Sub: "plain"}, false)
+	plain.startLogin(c, newAttempt("plain-tab"), false)
+	host.write(c, &Data{Sub: "host"}, true)
+	host.startLogin(c, newAttempt("host-tab"), true)
+	both := plain.clone()
+	for k, v := range host.jar {
+		both.jar[k] = v
 	}
-	b.apply(rec)
-
-	plain := b.request()
-	if _, err := c.Read(plain); err != nil {
-		t.Fatalf("over plain HTTP the plain-named session should read: %v", err)
+	tests := []struct {
+		name    string
+		jar     *browser
+		tls     bool
+		wantSub string // "": no session
+		wantTab string // "": no attempt
+	}{
+		{"plain cookies over plain HTTP", plain, false, "plain", "plain-tab"},
+		{"plain cookies over TLS", plain, true, "", ""},
+		{"__Host- cookies over TLS", host, true, "host", "host-tab"},
+		{"__Host- cookies over plain HTTP", host, false, "", ""},
+		{"both forms over TLS", both, true, "host", "host-tab"},
+		{"both forms over plain HTTP", both, false, "plain", "plain-tab"},
 	}
-	if _, err := c.ReadAttempt(plain, "st"); err != nil {
-		t.Fatalf("over plain HTTP the plain-named attempt should read: %v", err)
-	}
-	overTLS := b.request()
-	overTLS.TLS = &tls.ConnectionState{}
-	if _, err := c.Read(overTLS); !errors.Is(err, ErrNoCookie) {
-		t.Errorf("Read over TLS of a plain-named session: %v, want ErrNoCookie", err)
-	}
-	if _, ok := c.Fingerprint(overTLS); ok {
-		t.Error("Fingerprint over TLS took a plain-named session")
-	}
-	if _, err := c.ReadAttempt(overTLS, "st"); !errors.Is(err, ErrNoCookie) {
-		t.Errorf("ReadAttempt over TLS of a plain-named attempt: %v, want ErrNoCookie", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.jar.clone()
+			b.tls = tt.tls
+			d, err := c.Read(b.request())
+			switch {
+			case tt.wantSub == "" && !errors.Is(err, ErrNoCookie):
+				t.Errorf("Read = %v, %v; want ErrNoCookie", d, err)
+			case tt.wantSub != "" && (err != nil || d.Sub != tt.wantSub):
+				t.Errorf("Read = %v, %v; want the session of %q", d, err, tt.wantSub)
+			}
+			sum, ok := c.Fingerprint(b.request())
+			if ok != (tt.wantSub != "") {
+				t.Errorf("Fingerprint ok = %v, want %v as Read", ok, tt.wantSub != "")
+			}
+			if ok && tt.wantSub != "" {
+				only := map[string]*browser{"plain": plain, "host": host}[tt.wantSub].clone()
+				only.tls = tt.tls
+				if want, _ := c.Fingerprint(only.request()); sum != want {
+					t.Error("Fingerprint covers other cookies than the ones Read decodes")
+				}
+			}
+			for _, tab := range []string{"plain-tab", "host-tab"} {
+				a, err := c.ReadAttempt(b.request(), tab)
+				switch {
+				case tab != tt.wantTab && !errors.Is(err, ErrNoCookie):
+					t.Errorf("ReadAttempt(%s) = %v, %v; want ErrNoCookie", tab, a, err)
+				case tab == tt.wantTab && err != nil:
+					t.Errorf("ReadAttempt(%s): %v", tab, err)
+				}
+			}
+		})
 	}
 }
 
