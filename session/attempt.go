@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,6 +29,49 @@ type Attempt struct {
 // its own cookies carries more than MaxAttempts; the rest expire by Max-Age.
 const maxScannedAttempts = 32
 
+// MaxReturnTo is the longest Attempt.ReturnTo an attempt cookie is sized for: a
+// caller caps the path and query it keeps at this, or a login from a longer URL
+// fails with ErrTooLarge.
+const MaxReturnTo = 512
+
+// The other fields an attempt cookie is sized for. The gateway's state, nonce and
+// PKCE verifier are 43 characters (32 random bytes in base64url); a redirect URI
+// built from the request is "https://" + a host of at most 253 + ":65535" +
+// "/.sgid/callback" = 282.
+const (
+	maxTokenLen       = 64
+	maxRedirectURILen = 300
+)
+
+// maxAttemptPayload is the encoded attempt (see encoding.go) with every field at
+// the size above: tag 1 + created 10 (the longest varint) + five length prefixes of
+// 2 (lengths under 16,384) + state, nonce and verifier 3 × 64 + redirect URI 300 +
+// return-to 512 = 1,025 bytes.
+const maxAttemptPayload = 1 + binary.MaxVarintLen64 + 5*2 + 3*maxTokenLen + maxRedirectURILen + MaxReturnTo
+
+// MaxAttemptValue is the longest attempt cookie value WriteAttempt writes (longer is
+// ErrTooLarge) and ReadAttempt reads: maxAttemptPayload sealed (see sealedLen),
+// base64(timestamp 10 "|" base64(IV 16 + 1,025 = 1,041 → 1,388) "|" MAC 32), that
+// is 4 × ⌈1,432 / 3⌉ = 1,912 characters.
+const MaxAttemptValue = (10 + 1 + (16+maxAttemptPayload+2)/3*4 + 1 + sha256.Size + 2) / 3 * 4
+
+// AttemptBudget is the most bytes a browser's attempt cookies add to its Cookie
+// header, counted as name=value pairs (the "; " between them aside). WriteAttempt
+// deletes the oldest others until those left and the new one fit it as well as
+// MaxAttempts. It holds two attempts of MaxAttemptValue under the longest name
+// (2 × (90 + 1 + 1,912) = 4,006 bytes), or five typical ones (about 600 bytes each
+// under the longest name: 43-character tokens and a short return path), so a
+// cross-site page that starts logins with long return paths cannot make the Cookie
+// header pass MaxCookieHeaderBytes and lock the user out with 431s.
+const AttemptBudget = 4096
+
+// maxAttemptNameLen is the longest attempt cookie name: the __Host- prefix, the
+// longest base name, "_login_" and 12 characters of hash.
+const maxAttemptNameLen = len(hostPrefix) + maxNameLen + len("_login_") + 12
+
+// An attempt of MaxAttemptValue under the longest name must fit the budget alone.
+const _ = uint(AttemptBudget - (maxAttemptNameLen + 1 + MaxAttemptValue))
+
 // attemptName is the cookie name for the attempt with this state: 72 bits of its
 // SHA-256 tell a handful of tabs apart without putting the state itself in a name.
 func (c *Codec) attemptName(form int, state string) string {
@@ -35,11 +79,26 @@ func (c *Codec) attemptName(form int, state string) string {
 	return c.loginPrefix[form] + base64.RawURLEncoding.EncodeToString(sum[:9])
 }
 
-// WriteAttempt sets the cookie for a. It sets a.Created to now when zero. When the
-// request already carries MaxAttempts other attempt cookies, the oldest are deleted
-// (unreadable ones first, then by Created) so that at most MaxAttempts remain,
-// counting the new one. An attempt must fit one cookie: it is ErrTooLarge otherwise,
-// which a ReturnTo of a few KB can cause.
+// attemptForm tells whether name is an attempt cookie name of this codec, and in
+// which form.
+func (c *Codec) attemptForm(name string) (form int, ok bool) {
+	switch {
+	case strings.HasPrefix(name, c.loginPrefix[hostForm]):
+		return hostForm, true
+	case strings.HasPrefix(name, c.loginPrefix[plainForm]):
+		return plainForm, true
+	}
+	return 0, false
+}
+
+// WriteAttempt sets the cookie for a. It sets a.Created to now when zero. The
+// attempt must seal to at most MaxAttemptValue characters, which fields within
+// MaxReturnTo and the sizes above always do; it is ErrTooLarge otherwise, and
+// nothing is set. Other attempt cookies the request carries are deleted, oldest
+// first (unreadable ones first, then by Created), until at most MaxAttempts remain,
+// counting the new one, and their name=value pairs with the new one's fit
+// AttemptBudget. Those under the other name form are deleted too, since no read
+// takes them over this transport.
 func (c *Codec) WriteAttempt(w http.ResponseWriter, r *http.Request, a *Attempt, secure bool) error {
 	if a.State == "" {
 		return errors.New("session: writing a login attempt without a state")
@@ -56,45 +115,54 @@ func (c *Codec) WriteAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 	if err != nil {
 		return err
 	}
-	if len(v) > chunkSize {
-		return fmt.Errorf("%w: %d bytes of login attempt data need more than one cookie", ErrTooLarge, size)
+	if len(v) > MaxAttemptValue {
+		return fmt.Errorf("%w: %d bytes of login attempt data seal to more than %d characters", ErrTooLarge, size, MaxAttemptValue)
 	}
-	c.evictAttempts(w, r, form, name)
+	c.evictAttempts(w, r, form, name, len(name)+1+len(v))
 	setCookie(w, form, name, v, int(c.attemptTTL/time.Second))
 	return nil
 }
 
-// evictAttempts deletes the oldest attempt cookies of this form so that, with the
-// one being written (keep), at most MaxAttempts remain.
-func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, keep string) {
+// evictAttempts deletes attempt cookies so that, with the one being written (keep,
+// of keepSize bytes as name=value), at most MaxAttempts of this form remain within
+// AttemptBudget, and none of the other form.
+func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, keep string, keepSize int) {
 	type other struct {
 		name    string
+		form    int
+		size    int // name=value bytes in the Cookie header
 		created time.Time
-		ok      bool
+		ok      bool // readable: an authentic attempt of this form
 	}
 	var others []other
 	for name, value := range cookiePairs(r.Header) {
-		if !strings.HasPrefix(name, c.loginPrefix[form]) || name == keep ||
+		f, mine := c.attemptForm(name)
+		if !mine || name == keep ||
 			slices.ContainsFunc(others, func(o other) bool { return o.name == name }) {
 			continue
 		}
 		if len(others) == maxScannedAttempts {
 			break
 		}
-		o := other{name: name}
-		if plain, err := c.open(name, value); err == nil {
-			if a, ok := unmarshalAttempt(plain); ok {
-				o.created, o.ok = a.Created, true
+		o := other{name: name, form: f, size: len(name) + 1 + len(value)}
+		if f == form && len(value) <= MaxAttemptValue {
+			if plain, err := c.open(name, value); err == nil {
+				if a, ok := unmarshalAttempt(plain); ok {
+					o.created, o.ok = a.Created, true
+				}
 			}
 		}
 		others = append(others, o)
 	}
-	excess := len(others) - (c.maxAttempts - 1)
-	if excess <= 0 {
-		return
-	}
+	// Eviction order: the other form, then unreadable, then oldest.
 	slices.SortStableFunc(others, func(x, y other) int {
-		if x.ok != y.ok {
+		switch {
+		case (x.form == form) != (y.form == form):
+			if x.form != form {
+				return -1
+			}
+			return 1
+		case x.ok != y.ok:
 			if !x.ok {
 				return -1
 			}
@@ -102,8 +170,22 @@ func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, 
 		}
 		return x.created.Compare(y.created)
 	})
-	for _, o := range others[:excess] {
-		expire(w, form, o.name)
+	count, total := 1, keepSize
+	for _, o := range others {
+		if o.form == form {
+			count++
+			total += o.size
+		}
+	}
+	for _, o := range others {
+		if o.form == form && count <= c.maxAttempts && total <= AttemptBudget {
+			break
+		}
+		expire(w, o.form, o.name)
+		if o.form == form {
+			count--
+			total -= o.size
+		}
 	}
 }
 
@@ -128,7 +210,7 @@ func (c *Codec) ReadAttempt(r *http.Request, state string) (*Attempt, error) {
 	if !seen {
 		return nil, ErrNoCookie
 	}
-	if len(value) > chunkSize {
+	if len(value) > MaxAttemptValue {
 		return nil, fmt.Errorf("%w: oversized login attempt cookie", ErrInvalid)
 	}
 	plain, err := c.open(name, value)

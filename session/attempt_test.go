@@ -165,13 +165,117 @@ func TestClearAttemptRemovesOnlyThatAttempt(t *testing.T) {
 	}
 }
 
-func TestWriteAttemptRefusesOversizedReturnTo(t *testing.T) {
-	c, _ := newCodec(t, nil)
-	a := newAttempt("s")
-	a.ReturnTo = "/?q=" + strings.Repeat("x", 3000)
-	rec := httptest.NewRecorder()
-	err := c.WriteAttempt(rec, httptest.NewRequest(http.MethodGet, "/", nil), a, false)
-	if !errors.Is(err, ErrTooLarge) || len(rec.Header().Values("Set-Cookie")) != 0 {
-		t.Errorf("WriteAttempt err = %v, %d cookies set; want ErrTooLarge and none", err, len(rec.Header().Values("Set-Cookie")))
+// largestAttempt is an attempt with every field at the size MaxAttemptValue is
+// computed for.
+func largestAttempt(state string) *Attempt {
+	pad := func(s string, n int) string { return s + strings.Repeat("x", n-len(s)) }
+	return &Attempt{
+		State:        pad(state, maxTokenLen),
+		Nonce:        strings.Repeat("n", maxTokenLen),
+		CodeVerifier: strings.Repeat("v", maxTokenLen),
+		RedirectURI:  pad("https://app.example.sg/.sgid/callback?", maxRedirectURILen),
+		ReturnTo:     pad("/reports?q=", MaxReturnTo),
+	}
+}
+
+func TestMaxAttemptValueIsTheLargestAttemptSealed(t *testing.T) {
+	a := largestAttempt("s")
+	a.Created = time.Unix(1<<34-1, 0) // the longest created varint until the year 2514
+	if n := len(marshalAttempt(a)); n > maxAttemptPayload {
+		t.Errorf("the largest attempt encodes to %d bytes, more than maxAttemptPayload %d", n, maxAttemptPayload)
+	}
+	if got := sealedLen(maxAttemptPayload); got != MaxAttemptValue {
+		t.Errorf("maxAttemptPayload seals to %d characters, MaxAttemptValue says %d", got, MaxAttemptValue)
+	}
+}
+
+func TestWriteAttemptSizeLimit(t *testing.T) {
+	withReturnTo := func(a *Attempt, returnTo string) *Attempt {
+		a.ReturnTo = returnTo
+		return a
+	}
+	tests := []struct {
+		name    string
+		attempt *Attempt
+		want    error
+	}{
+		{"every field at its size", largestAttempt("s"), nil},
+		{"a typical attempt", newAttempt("s"), nil},
+		{"a return path of 1 KB", withReturnTo(newAttempt("s"), "/?q="+strings.Repeat("x", 1020)), ErrTooLarge},
+		{"a return path of a few KB", withReturnTo(newAttempt("s"), "/?q="+strings.Repeat("x", 3000)), ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newCodec(t, func(cfg *Config) { cfg.Name = strings.Repeat("n", maxNameLen) })
+			rec := httptest.NewRecorder()
+			err := c.WriteAttempt(rec, httptest.NewRequest(http.MethodGet, "/", nil), tt.attempt, true)
+			set := rec.Header().Values("Set-Cookie")
+			switch {
+			case !errors.Is(err, tt.want):
+				t.Errorf("WriteAttempt err = %v, want %v", err, tt.want)
+			case tt.want != nil && len(set) != 0:
+				t.Errorf("a refused WriteAttempt set %d cookies", len(set))
+			case tt.want == nil:
+				b := newBrowser(t)
+				b.tls = true
+				b.apply(rec)
+				if _, err := c.ReadAttempt(b.request(), tt.attempt.State); err != nil {
+					t.Errorf("the attempt does not read back: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// attemptBytes is what the jar's attempt cookies add to the Cookie header, as
+// name=value pairs, and how many there are.
+func (b *browser) attemptBytes(c *Codec) (total, count int) {
+	for name, value := range b.jar {
+		if _, ok := c.attemptForm(name); ok {
+			total += len(name) + 1 + len(value)
+			count++
+		}
+	}
+	return total, count
+}
+
+// However many large logins a cross-site page starts, and whatever junk attempt
+// cookies the browser already holds, the evictions leave the attempt cookies within
+// AttemptBudget; typical logins in MaxAttempts tabs all survive.
+func TestAttemptCookiesStayWithinBudget(t *testing.T) {
+	c, clock := newCodec(t, func(cfg *Config) { cfg.Name = strings.Repeat("n", maxNameLen) })
+	b := newBrowser(t)
+	// Left by the previous release (one cookie of up to 3,600 characters each) or
+	// planted: unreadable, and of both forms.
+	for i := range 3 {
+		b.jar[c.loginPrefix[hostForm]+"old"+strconv.Itoa(i)] = strings.Repeat("A", chunkSize)
+	}
+	b.jar[c.loginPrefix[plainForm]+"plain"] = strings.Repeat("B", chunkSize)
+	for i := range 12 {
+		a := largestAttempt("big-" + strconv.Itoa(i))
+		a.ReturnTo = a.ReturnTo[:MaxReturnTo-i*37] // sizes vary, as long paths do
+		b.startLogin(c, a, true)
+		clock.advance(time.Second)
+		total, count := b.attemptBytes(c)
+		if total > AttemptBudget || count > c.maxAttempts {
+			t.Fatalf("after login %d the attempt cookies are %d bytes in %d cookies, want at most %d in %d",
+				i, total, count, AttemptBudget, c.maxAttempts)
+		}
+		if _, err := c.ReadAttempt(b.request(), a.State); err != nil {
+			t.Fatalf("the newest login was evicted: %v", err)
+		}
+	}
+	if total, _ := b.attemptBytes(c); total < AttemptBudget/2 {
+		t.Errorf("only %d bytes of attempts kept: the budget should hold two of the largest", total)
+	}
+
+	for i := range c.maxAttempts {
+		b.startLogin(c, newAttempt("tab-"+strconv.Itoa(i)), true)
+		clock.advance(time.Second)
+	}
+	for i := range c.maxAttempts {
+		if _, err := c.ReadAttempt(b.request(), "tab-"+strconv.Itoa(i)); err != nil {
+			t.Errorf("typical login %d of %d: %v", i, c.maxAttempts, err)
+		}
 	}
 }

@@ -137,44 +137,78 @@ func FuzzReadAttempt(f *testing.F) {
 			return
 		}
 
-		// A new attempt evicts exactly the oldest others beyond MaxAttempts, and reads back.
+		// A new attempt leaves, with it, at most MaxAttempts of its form within
+		// AttemptBudget and none of the other form; it deletes none of its form when
+		// they fit already; and it reads back.
 		for _, secure := range []bool{false, true} {
 			form := formOf(secure)
 			keep := c.attemptName(form, state)
-			others := map[string]bool{}
-			undeletable := 0 // names net/http cannot write, so cannot delete
-			for name := range cookiePairs(r.Header) {
-				if strings.HasPrefix(name, c.loginPrefix[form]) && name != keep && !others[name] && len(others) < maxScannedAttempts {
-					others[name] = true
-					if (&http.Cookie{Name: name}).Valid() != nil {
-						undeletable++
-					}
+			type other struct{ form, size int }
+			others := map[string]other{}
+			for name, value := range cookiePairs(r.Header) {
+				f := -1
+				switch {
+				case strings.HasPrefix(name, c.loginPrefix[hostForm]):
+					f = hostForm
+				case strings.HasPrefix(name, c.loginPrefix[plainForm]):
+					f = plainForm
+				}
+				if _, dup := others[name]; f >= 0 && name != keep && !dup && len(others) < maxScannedAttempts {
+					others[name] = other{f, len(name) + 1 + len(value)}
 				}
 			}
 			want := &Attempt{State: state, Nonce: "fresh", ReturnTo: "/"}
 			rec := httptest.NewRecorder()
-			if err := c.WriteAttempt(rec, r, want, secure); err != nil {
-				// A state of several hundred bytes may not fit one cookie once
-				// sealed (1,960 bytes did not); the gateway's states are 43.
-				if errors.Is(err, ErrTooLarge) && len(state) > 1024 {
-					continue
-				}
+			err := c.WriteAttempt(rec, r, want, secure)
+			// A state of several hundred bytes may not fit (the gateway's are 43).
+			tooLarge := sealedLen(len(marshalAttempt(want))) > MaxAttemptValue
+			switch {
+			case tooLarge && !errors.Is(err, ErrTooLarge):
+				t.Fatalf("WriteAttempt of an attempt that seals past MaxAttemptValue: %v, want ErrTooLarge", err)
+			case tooLarge && len(rec.Header().Values("Set-Cookie")) > 0:
+				t.Fatal("a refused WriteAttempt set cookies")
+			case tooLarge:
+				continue
+			case err != nil:
 				t.Fatalf("WriteAttempt(secure=%v): %v", secure, err)
 			}
 			var set string
-			deleted := 0
+			deleted := map[string]bool{}
 			for _, sc := range rec.Result().Cookies() {
+				_, isOther := others[sc.Name]
 				switch {
 				case sc.Name == keep && sc.MaxAge > 0:
 					set = sc.Value
-				case sc.MaxAge < 0 && others[sc.Name]:
-					deleted++
+				case sc.MaxAge < 0 && isOther:
+					deleted[sc.Name] = true
 				default:
 					t.Fatalf("WriteAttempt set an unexpected cookie %s (Max-Age %d)", sc.Name, sc.MaxAge)
 				}
 			}
-			if want := max(0, len(others)-(c.maxAttempts-1)); deleted > want || deleted+undeletable < want {
-				t.Fatalf("WriteAttempt deleted %d of %d other attempts (%d undeletable), want %d", deleted, len(others), undeletable, want)
+			count, total := 1, len(keep)+1+len(set) // what the browser holds of this form after
+			allCount, allTotal, deletedOwn := count, total, 0
+			for name, o := range others {
+				// Names net/http cannot write cannot be deleted either.
+				deletable := (&http.Cookie{Name: name}).Valid() == nil
+				switch {
+				case o.form != form && deletable && !deleted[name]:
+					t.Fatalf("WriteAttempt(secure=%v) kept %s, an attempt of the other form", secure, name)
+				case o.form != form:
+				case deleted[name]:
+					deletedOwn++
+					allCount, allTotal = allCount+1, allTotal+o.size
+				case deletable:
+					count, total = count+1, total+o.size
+					allCount, allTotal = allCount+1, allTotal+o.size
+				default:
+					allCount, allTotal = allCount+1, allTotal+o.size
+				}
+			}
+			if count > c.maxAttempts || total > AttemptBudget {
+				t.Fatalf("WriteAttempt(secure=%v) left %d attempts of %d bytes, want at most %d within %d", secure, count, total, c.maxAttempts, AttemptBudget)
+			}
+			if deletedOwn > 0 && allCount <= c.maxAttempts && allTotal <= AttemptBudget {
+				t.Fatalf("WriteAttempt(secure=%v) deleted %d attempts though all %d (%d bytes) fit", secure, deletedOwn, allCount, allTotal)
 			}
 			// The new cookie comes first, as a browser sends a fresher cookie of a name.
 			got, err := c.ReadAttempt(over(cookieRequest(keep+"="+set+"; "+header), secure), state)
