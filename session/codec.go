@@ -11,6 +11,15 @@
 // chunks is bound into the MAC, so a missing, reordered or foreign chunk fails
 // authentication as a whole.
 //
+// Over HTTPS every name takes the "__Host-" prefix, and the transport alone decides
+// which form is read: only __Host- names over TLS, only plain ones over plain HTTP.
+//
+// Sizes are bounded so that the cookies can never lock a user out with 431s: a
+// session encodes to at most MaxSessionData bytes (MaxChunks cookies), a login attempt
+// seals to at most MaxAttemptValue, all of a browser's attempts keep within
+// AttemptBudget, and the gateway's whole share of a Cookie header is at most
+// MaxCookieHeaderBytes.
+//
 // The package imports no Caddy and suits any net/http program.
 package session
 
@@ -35,23 +44,59 @@ var (
 	// attempt).
 	ErrNoCookie = errors.New("session: no cookie")
 	// ErrInvalid: the cookie is tampered with, truncated, undecodable, sealed with a
-	// secret no longer configured, or a chunk is missing, reordered or from another
-	// session.
+	// secret no longer configured or under another binding (or by a release before
+	// bindings), or a chunk is missing, reordered or from another session.
 	ErrInvalid = errors.New("session: invalid cookie")
 	// ErrExpired: the absolute lifetime (or a login attempt's TTL) is over.
 	ErrExpired = errors.New("session: expired")
 	// ErrIdle: the session was not used within the idle timeout.
 	ErrIdle = errors.New("session: idle timeout")
-	// ErrTooLarge: Write or WriteAttempt was given more data than MaxChunks cookies hold.
+	// ErrTooLarge: Write was given a session that encodes to more than MaxSessionData
+	// bytes, or WriteAttempt an attempt that seals to more than MaxAttemptValue.
 	ErrTooLarge = errors.New("session: too large for cookies")
 )
 
-// MaxChunks is the most cookies one session is split across. Each chunk holds
-// chunkSize characters, so a session can be about 35 KB once sealed (about 20 KB of
-// field data: sealing and double base64 cost 78%). Browsers send all of them in one
-// Cookie header, and proxies commonly refuse request headers over 8 to 16 KB, so keep
-// the forwarded fields small; this cap only stops a runaway configuration.
-const MaxChunks = 10
+// MaxChunks is the most cookies one session is split across: two, of chunkSize
+// characters each, so a session's sealed value is at most 7,200 characters, which
+// MaxSessionData bytes of encoded session fill (sealing and double base64 cost 80%):
+// about 3.9 KB of field names and values, many times a typical choice of myinfo
+// fields (a name, an NRIC, a multi-line address: a few hundred bytes). Every later
+// request carries the session, and Caddy refuses a request whose headers pass 16 KB
+// (431, until the cookies expire), as do other proxies at 8 to 16 KB; two chunks keep
+// the gateway's whole share of the Cookie header, with the login attempts, at
+// MaxCookieHeaderBytes, leaving room for the application's own cookies.
+const MaxChunks = 2
+
+// MaxSessionData is the most bytes of encoded session (see encoding.go) Write
+// accepts: the largest payload whose sealed value fits MaxChunks × chunkSize (see
+// sealedLen). 7,200 characters are 5,400 bytes of securecookie output; less the
+// timestamp, separators and MAC (44) that leaves 5,356 characters of base64, 4,017
+// bytes of IV and ciphertext, and 4,001 bytes of payload after the 16-byte IV. Of
+// those a session spends 13 and its subject on fixed parts, and each field its name,
+// its value and a byte of length for each (two from 128 bytes).
+const MaxSessionData = (MaxChunks*chunkSize/4*3-(10+1+1+sha256.Size))/4*3 - 16
+
+// MaxSessionBytes is the most a session adds to a request's Cookie header: its
+// name=value pairs and the "; " between them, with the longest name in the __Host-
+// form: 2 × ("__Host-" 7 + name 64 + "=" 1 + 3,600) + the "_1" suffix 2 + the "2."
+// count prefix 2 + "; " 2 = 7,350 bytes.
+const MaxSessionBytes = MaxChunks*(len(hostPrefix)+maxNameLen+len("=")+chunkSize) +
+	(MaxChunks-1)*(len("_1")+len("; ")) + len("2.")
+
+// MaxCookieHeaderBytes is the most the gateway's cookies add to a request's Cookie
+// header in a browser that follows its Set-Cookie headers: the session
+// (MaxSessionBytes), the login attempts (AttemptBudget) and a "; " before each of
+// at most maxAttemptsLimit attempts: 7,350 + 4,096 + 40 = 11,486 bytes, under 12 KB.
+const MaxCookieHeaderBytes = MaxSessionBytes + AttemptBudget + maxAttemptsLimit*len("; ")
+
+// maxAttemptsLimit bounds Config.MaxAttempts.
+const maxAttemptsLimit = 20
+
+// chunkNameSlots is how many session cookie names the codec knows: the base name
+// and "_1" to "_9". Only MaxChunks of them are written and read, but the previous
+// release wrote up to ten, so all are stripped from requests and deleted by Write
+// and Clear.
+const chunkNameSlots = 10
 
 // chunkSize is the most value characters in one cookie. With the longest allowed name,
 // the "__Host-" prefix, a chunk suffix, the count prefix and every attribute, a
@@ -114,7 +159,8 @@ type Config struct {
 	// AttemptTTL is how long a login may take from redirect to callback. Default: 10m.
 	AttemptTTL time.Duration
 	// MaxAttempts is how many logins (tabs) one browser may have in flight; older ones
-	// are dropped. At most 20. Default: 5.
+	// are dropped, as they are when the attempt cookies would pass AttemptBudget. At
+	// most 20. Default: 5.
 	MaxAttempts int
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -134,9 +180,9 @@ type Codec struct {
 	sealers []*securecookie.SecureCookie
 
 	// Names are computed once so the request path builds no strings.
-	chunkNames  [2][MaxChunks]string     // [form][index]: full cookie name of each chunk
-	macNames    [2][MaxChunks + 1]string // [form][count]: name the MAC binds for a session of count chunks
-	loginPrefix [2]string                // [form]: prefix of every attempt cookie name
+	chunkNames  [2][chunkNameSlots]string // [form][index]: full cookie name of each chunk
+	macNames    [2][MaxChunks + 1]string  // [form][count]: name the MAC binds for a session of count chunks
+	loginPrefix [2]string                 // [form]: prefix of every attempt cookie name
 }
 
 // New validates cfg, fills in defaults and derives the keys.
@@ -192,7 +238,7 @@ func New(cfg Config) (*Codec, error) {
 		c.sealers = append(c.sealers, s)
 	}
 	for form, prefix := range [2]string{"", hostPrefix} {
-		for i := range MaxChunks {
+		for i := range chunkNameSlots {
 			c.chunkNames[form][i] = prefix + c.name
 			if i > 0 {
 				c.chunkNames[form][i] += "_" + strconv.Itoa(i)
@@ -262,8 +308,8 @@ func (c *Codec) validate() error {
 		return fmt.Errorf("session: idle timeout %v exceeds lifetime %v", c.idle, c.lifetime)
 	case c.attemptTTL < time.Second:
 		return fmt.Errorf("session: attempt TTL %v is too short", c.attemptTTL)
-	case c.maxAttempts < 1 || c.maxAttempts > 20:
-		return fmt.Errorf("session: max attempts %d is outside 1 to 20", c.maxAttempts)
+	case c.maxAttempts < 1 || c.maxAttempts > maxAttemptsLimit:
+		return fmt.Errorf("session: max attempts %d is outside 1 to %d", c.maxAttempts, maxAttemptsLimit)
 	}
 	return nil
 }

@@ -7,8 +7,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +110,7 @@ func TestCookiesAreBoundToTheBinding(t *testing.T) {
 			reader, _ := newCodec(t, func(cfg *Config) { cfg.Binding = tt.read })
 			for _, secure := range []bool{false, true} {
 				b := newBrowser(t)
-				b.write(writer, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(5 << 10)}}, secure)
+				b.write(writer, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(3 << 10)}}, secure)
 				b.startLogin(writer, newAttempt("st"), secure)
 				var want error
 				if !tt.wantSameLogin {
@@ -205,5 +207,93 @@ func TestCodecsSharingSecretsShareSessions(t *testing.T) {
 	br.write(a, typicalData(), true)
 	if _, err := b.Read(br.request()); err != nil {
 		t.Errorf("second server: %v", err)
+	}
+}
+
+// sessionOfSize is a session that encodes to exactly n bytes once Write has set its
+// times to t0.
+func sessionOfSize(t *testing.T, n int) *Data {
+	t.Helper()
+	for l := n; l >= 0; l-- {
+		d := &Data{Sub: "u=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", Created: t0, Refreshed: t0,
+			Fields: map[string]string{"myinfo.registered_address": strings.Repeat("x", l)}}
+		if len(marshalSession(d)) == n {
+			return d
+		}
+	}
+	t.Fatalf("no session encodes to %d bytes", n)
+	return nil
+}
+
+func TestMaxSessionDataIsTheLargestSessionWritten(t *testing.T) {
+	if got, room := sealedLen(MaxSessionData), MaxChunks*chunkSize; got > room || sealedLen(MaxSessionData+1) <= room {
+		t.Errorf("MaxSessionData %d seals to %d, and one byte more to %d; want the largest within %d",
+			MaxSessionData, got, sealedLen(MaxSessionData+1), room)
+	}
+	c, _ := newCodec(t, func(cfg *Config) { cfg.Name = strings.Repeat("n", maxNameLen) })
+	b := newBrowser(t)
+	// browser.apply fails the test on any Set-Cookie header of 4096 bytes or more.
+	if set := b.write(c, sessionOfSize(t, MaxSessionData), true); len(set) != MaxChunks {
+		t.Errorf("the largest session took %d cookies, want %d", len(set), MaxChunks)
+	}
+	if _, err := c.Read(b.request()); err != nil {
+		t.Errorf("the largest session does not read back: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	if err := c.Write(rec, b.request(), sessionOfSize(t, MaxSessionData+1), true); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("one byte more: Write err = %v, want ErrTooLarge", err)
+	}
+}
+
+// cookieHeader is the Cookie header the browser sends: every cookie, "; " between.
+func (b *browser) cookieHeader() string {
+	return b.request().Header.Get("Cookie")
+}
+
+// The most the gateway can make a browser send in its Cookie header: the largest
+// session Write accepts under the longest name in the __Host- form, and as many
+// login attempts of any size as the eviction lets stay (MaxAttempts at its limit of
+// 20, so the most "; " too). It must stay well under Caddy's 16 KB limit on request
+// headers, leaving room for the application's own cookies.
+func TestWorstCaseCookieHeader(t *testing.T) {
+	const limit = 12 << 10
+	if MaxCookieHeaderBytes > limit {
+		t.Errorf("MaxCookieHeaderBytes is %d, want at most %d", MaxCookieHeaderBytes, limit)
+	}
+	c, clock := newCodec(t, func(cfg *Config) {
+		cfg.Name = strings.Repeat("n", maxNameLen)
+		cfg.MaxAttempts = maxAttemptsLimit
+	})
+	b := newBrowser(t)
+	b.write(c, sessionOfSize(t, MaxSessionData), true)
+	if n := len(b.cookieHeader()); n != MaxSessionBytes {
+		t.Errorf("the largest session adds %d bytes to the Cookie header, MaxSessionBytes says %d", n, MaxSessionBytes)
+	}
+	// Small attempts fill MaxAttempts, large ones the budget, mixed ones both.
+	var attempts []*Attempt
+	for i := range 3 * maxAttemptsLimit {
+		a := &Attempt{State: strconv.Itoa(i)}
+		switch {
+		case i < maxAttemptsLimit:
+		case i < 2*maxAttemptsLimit:
+			a = largestAttempt(a.State)
+		default:
+			a = largestAttempt(a.State)
+			a.ReturnTo = a.ReturnTo[:(i*97)%MaxReturnTo]
+		}
+		attempts = append(attempts, a)
+	}
+	worst := 0
+	for _, a := range attempts {
+		b.startLogin(c, a, true)
+		clock.advance(time.Second)
+		worst = max(worst, len(b.cookieHeader()))
+	}
+	t.Logf("worst Cookie header seen: %d bytes; bound MaxCookieHeaderBytes: %d", worst, MaxCookieHeaderBytes)
+	if worst > MaxCookieHeaderBytes {
+		t.Errorf("a Cookie header of %d bytes, past MaxCookieHeaderBytes %d", worst, MaxCookieHeaderBytes)
+	}
+	if _, err := c.Read(b.request()); err != nil {
+		t.Errorf("the session did not survive the logins: %v", err)
 	}
 }

@@ -91,8 +91,8 @@ func (c *Codec) owns(name string) bool {
 
 // carried is the session chunks a request carries, in both name forms.
 type carried struct {
-	values [2][MaxChunks]string // [form][index]
-	seen   [2]uint16            // [form]: bit i set when chunk i is present
+	values [2][chunkNameSlots]string // [form][index]
+	seen   [2]uint16                 // [form]: bit i set when chunk i is present
 }
 
 // scan collects the session chunks of r into k, which callers keep on their stack.
@@ -159,9 +159,13 @@ func maxAgeUntil(now, t time.Time) int {
 	return max(int(t.Sub(now)/time.Second), 1)
 }
 
-// The chunk suffixes ("_1" to "_9") and the count prefix ("1." to "10.") are parsed by
-// hand for at most ten chunks; this fails to compile if MaxChunks grows past that.
-const _ = uint(10 - MaxChunks)
+// The chunk suffixes ("_1" to "_9") and the count prefix ("1." to "9.") are parsed by
+// hand for at most ten names and nine chunks; this fails to compile past that.
+const (
+	_ = uint(9 - MaxChunks)
+	_ = uint(10 - chunkNameSlots)
+	_ = uint(chunkNameSlots - MaxChunks)
+)
 
 // chunkCount is how many cookies an encoded value of n characters needs.
 func chunkCount(n int) int {
@@ -169,25 +173,19 @@ func chunkCount(n int) int {
 }
 
 // countPrefix is the prefix of the first chunk that says how many chunks follow it:
-// "1." to "10.". Base64url has no '.', so it cannot be mistaken for the value.
+// "1." to "9.". Base64url has no '.', so it cannot be mistaken for the value.
 func countPrefix(n int) string {
 	return strconv.Itoa(n) + "."
 }
 
 // parseCount splits the first chunk into its chunk count and the value. Any
-// malformation is ErrInvalid.
+// malformation, and a count past MaxChunks, is not ok.
 func parseCount(first string) (n int, rest string, ok bool) {
 	head, rest, found := strings.Cut(first, ".")
-	switch {
-	case !found:
-		return 0, "", false
-	case len(head) == 1 && head[0] >= '1' && head[0] <= '9':
-		n = int(head[0] - '0')
-	case head == "10":
-		n = 10
-	default:
+	if !found || len(head) != 1 || head[0] < '1' || head[0] > '9' {
 		return 0, "", false
 	}
+	n = int(head[0] - '0')
 	if n > MaxChunks {
 		return 0, "", false
 	}

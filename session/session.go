@@ -14,7 +14,8 @@ import (
 type Data struct {
 	Sub string // pairwise sgID subject
 	// Fields maps a scope name to its value: only the configured fields. Values may
-	// be several KB and hold any UTF-8, newlines included.
+	// hold any UTF-8, newlines included; the whole session encodes to at most
+	// MaxSessionData bytes (about 3.9 KB of names and values).
 	Fields map[string]string
 	// Created is the login time, in whole seconds: the absolute lifetime runs from
 	// here.
@@ -165,9 +166,10 @@ func (c *Codec) NeedsRefresh(d *Data) bool {
 // Write sets the session cookies for d. It sets d.Refreshed to now (and d.Created,
 // when zero), both in whole seconds, so it modifies d: pass a copy if d is shared
 // with other goroutines, such as a cached session. The chunks beyond the new count
-// that the request carried, and any chunks under the other name form, are deleted.
-// Write refuses a session whose lifetime is over (ErrExpired) or that needs more than
-// MaxChunks cookies (ErrTooLarge).
+// that the request carried (up to "_9": the previous release wrote ten), and any
+// chunks under the other name form, are deleted.
+// Write refuses a session whose lifetime is over (ErrExpired) or that encodes to more
+// than MaxSessionData bytes, so needs more than MaxChunks cookies (ErrTooLarge).
 func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bool) error {
 	if d.Sub == "" {
 		return errors.New("session: writing a session without a subject")
@@ -195,7 +197,7 @@ func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bo
 	var k carried
 	c.scan(r, &k)
 	for f := range 2 {
-		for i := range MaxChunks {
+		for i := range chunkNameSlots {
 			if k.seen[f]&(1<<i) != 0 && (f != form || i >= len(chunks)) {
 				expire(w, f, c.chunkNames[f][i])
 			}
@@ -210,6 +212,9 @@ func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bo
 func (c *Codec) sealSession(d *Data, form int) ([]string, error) {
 	payload := marshalSession(d)
 	size := len(payload)
+	if size > MaxSessionData {
+		return nil, fmt.Errorf("%w: %d bytes of session data, at most %d fit", ErrTooLarge, size, MaxSessionData)
+	}
 	n := chunkCount(sealedLen(size))
 	for try := range 2 {
 		if n > MaxChunks {
@@ -251,7 +256,7 @@ func (c *Codec) Clear(w http.ResponseWriter, r *http.Request, secure bool) {
 	form := formOf(secure)
 	k.seen[form] |= 1
 	for f := range 2 {
-		for i := range MaxChunks {
+		for i := range chunkNameSlots {
 			if k.seen[f]&(1<<i) != 0 {
 				expire(w, f, c.chunkNames[f][i])
 			}

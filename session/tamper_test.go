@@ -24,12 +24,12 @@ func flip(v string) string {
 func TestReadRejectsTampering(t *testing.T) {
 	c, _ := newCodec(t, nil)
 	victim := newBrowser(t)
-	victim.write(c, &Data{Sub: "victim-sub", Fields: map[string]string{"address": bigValue(6 << 10)}}, false)
+	victim.write(c, &Data{Sub: "victim-sub", Fields: map[string]string{"address": bigValue(3 << 10)}}, false)
 	other := newBrowser(t)
-	other.write(c, &Data{Sub: "other-sub", Fields: map[string]string{"address": bigValue(6 << 10)}}, false)
+	other.write(c, &Data{Sub: "other-sub", Fields: map[string]string{"address": bigValue(3 << 10)}}, false)
 	n := len(victim.jar)
-	if n < 3 || len(other.jar) != n {
-		t.Fatalf("setup: sessions of %d and %d chunks, want equal and at least 3", n, len(other.jar))
+	if n != MaxChunks || len(other.jar) != n {
+		t.Fatalf("setup: sessions of %d and %d chunks, want %d", n, len(other.jar), MaxChunks)
 	}
 	name := func(i int) string { return c.chunkNames[plainForm][i] }
 	recount := func(jar map[string]string, count string) {
@@ -50,10 +50,12 @@ func TestReadRejectsTampering(t *testing.T) {
 	tests := []tamper{
 		{"last chunk truncated", func(j map[string]string) { j[name(n-1)] = j[name(n-1)][:len(j[name(n-1)])-8] }},
 		{"first chunk truncated", func(j map[string]string) { j[name(0)] = j[name(0)][:40] }},
-		{"middle chunk missing", func(j map[string]string) { delete(j, name(1)) }},
 		{"last chunk missing", func(j map[string]string) { delete(j, name(n-1)) }},
-		{"middle chunk empty", func(j map[string]string) { j[name(1)] = "" }},
-		{"chunks reordered", func(j map[string]string) { j[name(1)], j[name(2)] = j[name(2)], j[name(1)] }},
+		{"last chunk empty", func(j map[string]string) { j[name(n-1)] = "" }},
+		{"chunks reordered, count kept first", func(j map[string]string) {
+			count, first, _ := strings.Cut(j[name(0)], ".")
+			j[name(0)], j[name(1)] = count+"."+j[name(1)], first
+		}},
 		{"chunk swapped in from another session", func(j map[string]string) { j[name(1)] = other.jar[name(1)] }},
 		{"first chunk swapped in from another session", func(j map[string]string) { j[name(0)] = other.jar[name(0)] }},
 		{"count lowered", func(j map[string]string) { recount(j, strconv.Itoa(n-1)+".") }},
@@ -63,7 +65,11 @@ func TestReadRejectsTampering(t *testing.T) {
 		}},
 		{"count removed", func(j map[string]string) { recount(j, "") }},
 		{"count zero", func(j map[string]string) { recount(j, "0.") }},
-		{"count past MaxChunks", func(j map[string]string) { recount(j, "11.") }},
+		{"count past MaxChunks", func(j map[string]string) {
+			recount(j, strconv.Itoa(MaxChunks+1)+".")
+			j[name(n)] = other.jar[name(n-1)]
+		}},
+		{"count of the previous release's ten", func(j map[string]string) { recount(j, "10.") }},
 		{"count not a number", func(j map[string]string) { recount(j, "x.") }},
 		{"login attempt value as the session", func(j map[string]string) {
 			clear(j)
