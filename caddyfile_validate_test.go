@@ -141,7 +141,7 @@ func TestProvisionExpandsEnvPlaceholders(t *testing.T) {
 			if err != nil {
 				t.Fatalf("want the config to provision, got %v", err)
 			}
-			for _, name := range []string{"session.secret", "assertion.key"} {
+			for _, name := range []string{"session.secret", "assertion-*.key"} {
 				stored, err := filepath.Glob(filepath.Join(dir, "sgid", "*", name))
 				if err != nil {
 					t.Fatal(err)

@@ -94,10 +94,10 @@ type gatewayOptions struct {
 	storage      string // storage dir; default a new temp dir
 	sgid         *sgidtest.Server
 	httpPort     int
-	noSgIDBlock  bool
+	noSgIDBlock  bool   // the gateway's site is a bare reverse_proxy
 	sgidBlockRaw string // replaces the generated sgid block
 	https        bool   // serve the site over HTTPS with Caddy's internal CA
-	extraSites   string // more site blocks, after the gateway's
+	extraSites   string // more site blocks, after the gateway's; $UPSTREAM is the echo upstream's URL
 }
 
 func newGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -138,7 +138,7 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 		scope = "openid myinfo.name myinfo.email myinfo.is_age_above_18"
 	}
 	block := o.sgidBlockRaw
-	if block == "" {
+	if block == "" && !o.noSgIDBlock {
 		block = fmt.Sprintf(`sgid {
 		client_id {env.SGIDTEST_CLIENT_ID}
 		client_secret {env.SGIDTEST_CLIENT_SECRET}
@@ -166,7 +166,8 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	reverse_proxy %s
 }
 %s
-`, adminPort, port, httpsPort, g.storage, o.globalExtra, g.base, tlsLine, block, o.siteExtra, g.upstream.URL, o.extraSites)
+`, adminPort, port, httpsPort, g.storage, o.globalExtra, g.base, tlsLine, block, o.siteExtra, g.upstream.URL,
+		strings.ReplaceAll(o.extraSites, "$UPSTREAM", g.upstream.URL))
 	g.tester = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
 		AdminPort: adminPort, LoadRequestTimeout: 10 * time.Second, TestRequestTimeout: 20 * time.Second,
 	})

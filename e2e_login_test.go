@@ -58,7 +58,7 @@ func TestLoginForwardsIdentityHeadersAndAVerifiableAssertion(t *testing.T) {
 	if err := tok.Claims(keys[0].Key, &std, &fields); err != nil {
 		t.Fatalf("assertion does not verify: %v", err)
 	}
-	if err := std.Validate(jwt.Expected{Issuer: g.base, AnyAudience: jwt.Audience{"127.0.0.1"}, Subject: wantSub}); err != nil {
+	if err := std.Validate(jwt.Expected{Issuer: g.base, AnyAudience: jwt.Audience{mustURL(t, g.base).Host}, Subject: wantSub}); err != nil {
 		t.Errorf("assertion claims: %v", err)
 	}
 	if fields["myinfo.name"] != persona.Data["myinfo.name"] {

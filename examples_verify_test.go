@@ -194,7 +194,7 @@ func TestExampleVerifiersCheckES256Assertion(t *testing.T) {
 	snippets := exampleSnippets(t)
 	g := newGateway(t, gatewayOptions{})
 	token, sub, name := loginForAssertion(t, g)
-	iss, aud := g.base, "127.0.0.1" // the default aud is the request's host
+	iss, aud := g.base, mustURL(t, g.base).Host // the default aud is the site's host and port
 	es256 := func(iss, aud string) []string {
 		return []string{"--jwks", g.base + "/.sgid/jwks.json", "--iss", iss, "--aud", aud}
 	}

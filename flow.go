@@ -101,8 +101,15 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
 		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login expired",
 			message: "This login link has expired or was already used.", reason: "no login attempt for this state", err: err, retry: "/"})
 	}
-	// An attempt is single-use, whatever happens next.
+	// An attempt is single-use, whatever happens next: its cookie is cleared,
+	// and its state remembered, so that a saved copy of the cookie replayed
+	// with this URL is refused even if sgID would accept the code again.
 	h.codec.ClearAttempt(w, r, state, isSecure(r))
+	if !spentStates.spend(state, attemptTTL) {
+		metrics.loginFailed(reasonNoAttempt)
+		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login expired",
+			message: "This login link has expired or was already used.", reason: "login attempt already used", retry: "/"})
+	}
 	started := time.Now()
 	id, err := h.client.Callback(r.Context(), q, &sgid.AuthRequest{
 		State: att.State, Nonce: att.Nonce, CodeVerifier: att.CodeVerifier, RedirectURI: att.RedirectURI,
@@ -114,8 +121,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	d := &session.Data{Sub: id.Sub, Fields: h.keep(id.Data)}
 	if err := h.codec.Write(w, r, d, isSecure(r)); err != nil {
 		metrics.loginFailed(reasonSessionWrite)
-		return h.fail(w, r, failure{status: http.StatusInternalServerError, title: "Login failed",
-			message: "The session could not be saved.", reason: "session cookie", err: err, retry: att.ReturnTo})
+		f := failure{status: http.StatusInternalServerError, title: "Login failed",
+			message: "The session could not be saved.", reason: "session cookie", err: err, retry: att.ReturnTo}
+		if errors.Is(err, session.ErrTooLarge) {
+			// A session past the cookie budget would make every later request,
+			// logout included, too large for the server: no session at all.
+			f.message = "Your details from sgID are too large to keep in this site's session cookie. " +
+				"The site's operator can forward fewer fields (README: session size)."
+			f.reason, f.retry = "session too large for its cookies", ""
+		}
+		return h.fail(w, r, f)
 	}
 	metrics.loginsCompleted.Inc()
 	h.logger.Info("login completed", zap.Duration("sgid_duration", time.Since(started)))
@@ -192,7 +207,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: "You have logged out.", Link: reservedPrefix + "login", LinkText: "Log in again"})
 }
 
-// userinfo is the identity as JSON, for same-origin single-page apps.
+// userinfo is the identity as JSON, for same-origin single-page apps. A user
+// the require rules refuse is refused here too: the endpoint is part of the
+// site.
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	e := h.lookup(r)
@@ -200,6 +217,9 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{
 			"error": "login_required", "login_url": reservedPrefix + "login",
 		})
+	}
+	if !h.admitted(e.data) {
+		return h.denied(w, r)
 	}
 	out := map[string]string{"sub": e.data.Sub}
 	for _, f := range h.forward {
@@ -222,11 +242,17 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// maxReturnTo bounds a post-login target; a longer one falls back to "/". The
+// target is kept in the login attempt's cookie, and a cross-site page can start
+// several logins with targets of its choosing: long ones would let it fill the
+// browser's Cookie header past the server's limit and lock the user out.
+const maxReturnTo = 512
+
 // safeReturnTo keeps a post-login target only if it is a path on this site:
 // "/..." but not "//host" or "/\host" (which browsers read as another host), no
 // scheme, no control characters, and not a reserved path (which would loop).
 func safeReturnTo(raw string) string {
-	if raw == "" || raw[0] != '/' || len(raw) > 2048 {
+	if raw == "" || raw[0] != '/' || len(raw) > maxReturnTo {
 		return "/"
 	}
 	if len(raw) > 1 && (raw[1] == '/' || raw[1] == '\\') {

@@ -36,13 +36,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.challenge(w, r)
 	}
 	if !h.admitted(e.data) {
-		metrics.requireDenied.Inc()
-		h.logger.Info("request denied by require rules", zap.String("path", r.URL.Path))
-		return h.fail(w, r, failure{status: http.StatusForbidden, title: "Access denied",
-			message: "Your account does not meet the requirements for this site.", reason: "require"})
+		return h.denied(w, r)
 	}
 	h.identify(r, e)
-	if h.codec.NeedsRefresh(e.data) {
+	refresh := h.codec.NeedsRefresh(e.data)
+	if refresh {
 		h.refresh(w, r, e)
 	}
 	h.codec.StripCookies(r.Header)
@@ -136,6 +134,15 @@ func (h *Handler) admitted(d *session.Data) bool {
 		}
 	}
 	return true
+}
+
+// denied answers a session the require rules refuse: 403, a page for a browser
+// and JSON for a script.
+func (h *Handler) denied(w http.ResponseWriter, r *http.Request) error {
+	metrics.requireDenied.Inc()
+	h.logger.Info("request denied by require rules", zap.String("path", r.URL.Path))
+	return h.fail(w, r, failure{status: http.StatusForbidden, title: "Access denied",
+		message: "Your account does not meet the requirements for this site.", reason: "require"})
 }
 
 // identify attaches the identity: headers for the upstream, placeholders for the

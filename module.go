@@ -127,6 +127,7 @@ const (
 	defaultLifetime     = 12 * time.Hour
 	defaultIdle         = 30 * time.Minute
 	defaultAssertionTTL = 5 * time.Minute
+	attemptTTL          = 10 * time.Minute // how long a login may take, sgID's page included
 	subHeader           = "X-Sgid-Sub"
 	assertionHeader     = "X-Sgid-Assertion"
 	ownedPrefix         = "x-sgid-"
@@ -209,6 +210,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Secrets:     secrets,
 		Lifetime:    h.lifetime,
 		IdleTimeout: h.idle,
+		AttemptTTL:  attemptTTL,
 	})
 	if err != nil {
 		return err // the session package's errors say "session: ..."

@@ -30,6 +30,10 @@ type Faults struct {
 	KeyForOtherClient bool // key JWE encrypted to some other RSA key
 	DataAsJWS         bool // the last data field (in sorted order) is an RS256 JWS (3 parts) instead of a JWE
 	KeyRSA1_5         bool // key encrypted with RSA1_5 (a client must refuse it)
+	// ReusableCodes: an authorization code may be exchanged more than once,
+	// until it expires (MockPass does this), so a relying party must refuse a
+	// replayed callback on its own.
+	ReusableCodes bool
 	// Transport misbehaviour, per endpoint, applied before normal handling
 	// in this order: Delay, then the first of Status, Malformed, Oversized.
 	Delay     map[Endpoint]time.Duration // sleep before answering; cut short when the client goes away or the server closes

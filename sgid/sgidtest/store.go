@@ -61,12 +61,15 @@ func (s *Server) putCode(req authRequest, persona string) string {
 }
 
 // takeCode removes the code before anything checks it, so a code is spent
-// by its first use even when that use fails.
+// by its first use even when that use fails; with Faults.ReusableCodes it
+// stays, as on servers that accept a code more than once.
 func (s *Server) takeCode(code string) (*authCode, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.state.codes[code]
-	delete(s.state.codes, code)
+	if !s.faults.ReusableCodes {
+		delete(s.state.codes, code)
+	}
 	return c, ok
 }
 
