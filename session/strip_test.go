@@ -20,6 +20,7 @@ func TestStripCookiesRemovesOnlyTheCodecsOwn(t *testing.T) {
 		{"others kept in order", []string{"a=1; sgid_session=1.abc; b=2;c=3"}, []string{"a=1; b=2; c=3"}},
 		{"quoted and spaced values kept as sent", []string{` theme="dark" ; sgid_session_1=z;lang=en `}, []string{`theme="dark"; lang=en`}},
 		{"several lines", []string{"sgid_session=1.x", "a=1; " + attempt + "=q"}, []string{"a=1"}},
+		{"chunks the previous release wrote past MaxChunks", []string{"sgid_session_5=x; a=1; __Host-sgid_session_9=y"}, []string{"a=1"}},
 		{"look-alikes are the app's", []string{"sgid_sessionx=1; sgid_session_10=2; sgid_session_0=3; xsgid_session=4"}, []string{"sgid_sessionx=1; sgid_session_10=2; sgid_session_0=3; xsgid_session=4"}},
 		{"none of ours", []string{"a=1;;b=2"}, []string{"a=1;;b=2"}},
 		{"no Cookie header", nil, nil},
