@@ -34,20 +34,20 @@ const maxScannedAttempts = 32
 // fails with ErrTooLarge.
 const MaxReturnTo = 512
 
-// The other fields an attempt cookie is sized for. The gateway's state, nonce and
-// PKCE verifier are 43 characters (32 random bytes in base64url); a redirect URI
-// built from the request is "https://" + a host of at most 253 + ":65535" +
-// "/.sgid/callback" = 282.
-const (
-	maxTokenLen       = 64
-	maxRedirectURILen = 300
-)
+// MaxRedirectURI is the longest Attempt.RedirectURI an attempt cookie is sized for:
+// one built from the request is "https://" + a host of at most 253 + ":65535" +
+// "/.sgid/callback" = 282 bytes; a caller checks a configured one against it.
+const MaxRedirectURI = 300
+
+// maxTokenLen is the longest state, nonce and PKCE verifier an attempt cookie is
+// sized for; the gateway's are 43 characters (32 random bytes in base64url).
+const maxTokenLen = 64
 
 // maxAttemptPayload is the encoded attempt (see encoding.go) with every field at
 // the size above: tag 1 + created 10 (the longest varint) + five length prefixes of
 // 2 (lengths under 16,384) + state, nonce and verifier 3 × 64 + redirect URI 300 +
 // return-to 512 = 1,025 bytes.
-const maxAttemptPayload = 1 + binary.MaxVarintLen64 + 5*2 + 3*maxTokenLen + maxRedirectURILen + MaxReturnTo
+const maxAttemptPayload = 1 + binary.MaxVarintLen64 + 5*2 + 3*maxTokenLen + MaxRedirectURI + MaxReturnTo
 
 // MaxAttemptValue is the longest attempt cookie value WriteAttempt writes (longer is
 // ErrTooLarge) and ReadAttempt reads: maxAttemptPayload sealed (see sealedLen),

@@ -173,7 +173,7 @@ func largestAttempt(state string) *Attempt {
 		State:        pad(state, maxTokenLen),
 		Nonce:        strings.Repeat("n", maxTokenLen),
 		CodeVerifier: strings.Repeat("v", maxTokenLen),
-		RedirectURI:  pad("https://app.example.sg/.sgid/callback?", maxRedirectURILen),
+		RedirectURI:  pad("https://app.example.sg/.sgid/callback?", MaxRedirectURI),
 		ReturnTo:     pad("/reports?q=", MaxReturnTo),
 	}
 }
