@@ -205,7 +205,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.codec, err = session.New(session.Config{
 		// A cookie is valid only for the configuration that made it: another
 		// IdP, client or site sharing the secret cannot make sessions here.
-		Binding:     []string{h.client.IssuerURL(), clientID, h.site.origin},
+		Binding:     SessionBinding(h.client.IssuerURL(), clientID, h.site.origin),
 		Name:        h.CookieName,
 		Secrets:     secrets,
 		Lifetime:    h.lifetime,
@@ -244,6 +244,14 @@ func (h *Handler) sessionSecrets(expand func(string, string) (string, error), ke
 		out = append(out, []byte(v))
 	}
 	return out, nil
+}
+
+// SessionBinding is what a site's cookies are bound to (session.Config.Binding):
+// sgID's issuer URL, the client id and the site's origin (scheme://host[:port],
+// the scheme's default port dropped). A program that mints cookies for a site,
+// such as a load test, passes the same.
+func SessionBinding(issuer, clientID, siteOrigin string) []string {
+	return []string{issuer, clientID, siteOrigin}
 }
 
 // buildForwarding fixes the header for each forwarded field and the set of header
