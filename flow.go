@@ -93,6 +93,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 // exchange, the ID token, the userinfo decryption; then a new session, the
 // attempt cleared, and a 303 back to where the user was going.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
+	skipAccessLog(r) // logs.go: the URL holds the code and the state
 	q := r.URL.Query()
 	state := q.Get("state")
 	att, err := h.codec.ReadAttempt(r, state)
@@ -242,17 +243,15 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// maxReturnTo bounds a post-login target; a longer one falls back to "/". The
-// target is kept in the login attempt's cookie, and a cross-site page can start
-// several logins with targets of its choosing: long ones would let it fill the
-// browser's Cookie header past the server's limit and lock the user out.
-const maxReturnTo = 512
-
 // safeReturnTo keeps a post-login target only if it is a path on this site:
 // "/..." but not "//host" or "/\host" (which browsers read as another host), no
 // scheme, no control characters, and not a reserved path (which would loop).
 func safeReturnTo(raw string) string {
-	if raw == "" || raw[0] != '/' || len(raw) > maxReturnTo {
+	// A longer target falls back to "/": it is kept in the login attempt's
+	// cookie, and a cross-site page can start several logins with targets of
+	// its choosing; long ones would fill the browser's Cookie header past the
+	// server's limit and lock the user out (session.AttemptBudget).
+	if raw == "" || raw[0] != '/' || len(raw) > session.MaxReturnTo {
 		return "/"
 	}
 	if len(raw) > 1 && (raw[1] == '/' || raw[1] == '\\') {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sgidproxy/caddy-sgid/session"
 )
 
 // site is where a handler serves, fixed at provisioning and never taken from a
@@ -56,6 +58,10 @@ func parseRedirectURI(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(raw, "#") {
 		return nil, fmt.Errorf("redirect_uri %q must be an absolute http(s) URL without user info or fragment", raw)
+	}
+	if len(raw) > session.MaxRedirectURI {
+		// Each login attempt's cookie keeps it, within a fixed size.
+		return nil, fmt.Errorf("redirect_uri is %d characters; at most %d", len(raw), session.MaxRedirectURI)
 	}
 	return u, nil
 }
