@@ -155,6 +155,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		return out, nil
 	}
+	// The site first: everything else is bound to it, and a site without one
+	// fixed host is a mistake whatever the rest says.
+	redirect, err := expand("redirect_uri", h.RedirectURI)
+	if err != nil {
+		return err
+	}
+	if h.site, err = newSite(redirect, h.Audience, func() (string, error) { return routeOrigin(ctx) }); err != nil {
+		return err
+	}
 	clientID, err := expand("client_id", h.ClientID)
 	if err != nil {
 		return err
@@ -172,13 +181,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.assertTTL = durationOr(h.AssertionLifetime, defaultAssertionTTL)
 	hostname, err := expand("hostname", h.Hostname)
 	if err != nil {
-		return err
-	}
-	redirect, err := expand("redirect_uri", h.RedirectURI)
-	if err != nil {
-		return err
-	}
-	if h.site, err = newSite(redirect, h.Audience, func() (string, error) { return routeOrigin(ctx) }); err != nil {
 		return err
 	}
 

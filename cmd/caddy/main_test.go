@@ -85,3 +85,48 @@ func TestValidateNamesTheMistakeAndItsLine(t *testing.T) {
 		t.Errorf("caddy validate output lacks %q:\n%s", want, out)
 	}
 }
+
+// A site that does not name one host and port cannot fix the assertion's iss
+// and aud or its cookies' site: caddy validate refuses it and says what to set.
+func TestValidateRefusesASiteWithoutOneFixedHost(t *testing.T) {
+	for _, tt := range []struct{ address, want string }{
+		{":8080", "the site matches no host name"},
+		{"http://", "the site matches no host name"},
+		{"a.example.gov.sg, b.example.gov.sg", "the site serves 2 host names (a.example.gov.sg, b.example.gov.sg), not one"},
+		{"*.example.gov.sg", "is a pattern, not one host name"},
+	} {
+		t.Run(tt.address, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "Caddyfile")
+			body := tt.address + ` {
+	sgid {
+		client_id     test
+		client_secret {env.SGID_CLIENT_SECRET}
+		private_key   {env.SGID_PRIVATE_KEY}
+	}
+	reverse_proxy 127.0.0.1:9000
+}
+`
+			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+			if err == nil {
+				t.Fatalf("caddy validate accepted a site without one fixed host:\n%s", out)
+			}
+			for _, want := range []string{tt.want, "set redirect_uri"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("caddy validate output lacks %q:\n%s", want, out)
+				}
+			}
+			// With redirect_uri the same site is valid as far as the site goes.
+			fixed := strings.Replace(body, "client_id     test", "client_id     test\n\t\tredirect_uri  https://a.example.gov.sg/.sgid/callback", 1)
+			if err := os.WriteFile(path, []byte(fixed), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, _ = caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+			if strings.Contains(out, "set redirect_uri") {
+				t.Errorf("with redirect_uri, caddy validate still asks for it:\n%s", out)
+			}
+		})
+	}
+}
