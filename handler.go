@@ -20,7 +20,7 @@ import (
 // Whatever passes on has the gateway's own cookies removed: the upstream gets the
 // identity, never the credential.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h.strip(r.Header)
+	h.stripRequest(r)
 	if !h.site.serves(r.Host) {
 		return h.misdirected(w, r)
 	}
@@ -45,37 +45,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.codec.StripCookies(r.Header)
 	return next.ServeHTTP(w, r)
-}
-
-// strip deletes every header the gateway owns from the request: the X-Sgid-
-// prefix and each configured header, matched case-insensitively and with '_'
-// and '.' read as '-', as CGI-style upstreams do (PHP folds '.' into its
-// $_SERVER names as well as '-').
-func (h *Handler) strip(hdr http.Header) {
-	for name := range hdr {
-		if h.ownsHeader(name) {
-			delete(hdr, name)
-		}
-	}
-}
-
-func (h *Handler) ownsHeader(name string) bool {
-	var buf [64]byte
-	folded := buf[:0]
-	if len(name) > len(buf) {
-		folded = make([]byte, 0, len(name))
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_' || c == '.':
-			c = '-'
-		}
-		folded = append(folded, c)
-	}
-	return string(folded[:min(len(folded), len(ownedPrefix))]) == ownedPrefix || h.owned[string(folded)]
 }
 
 // lookup finds the request's session: from the cache by cookie fingerprint, or by
