@@ -44,7 +44,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.refresh(w, r, e)
 	}
 	h.codec.StripCookies(r.Header)
-	return next.ServeHTTP(w, r)
+	g := newCacheGuard(w, refresh)
+	err := next.ServeHTTP(g, r)
+	g.seal()
+	return err
 }
 
 // lookup finds the request's session: from the cache by cookie fingerprint, or by
