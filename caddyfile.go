@@ -29,7 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		client_secret      <secret>             # required; use {env.*} or {file.*}
 //		private_key        <pem>                # required; {file./etc/sgid/private.pem} or {env.SGID_PRIVATE_KEY}
 //		hostname           <url>                # default https://api.id.gov.sg
-//		redirect_uri       <url>                # default <scheme>://<host>/.sgid/callback
+//		redirect_uri       <url>                # default <site's scheme>://<site's host[:port]>/.sgid/callback
 //		scope              <scope...>           # default openid myinfo.name; must include openid
 //		forward            <field> [<header>]   # repeatable; default header X-Sgid-<Field-With-Dashes>
 //		require            <field> <value...>   # repeatable; 403 unless the field has one of the values
@@ -40,7 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cookie_name        <name>               # default sgid_session (__Host- prefixed on HTTPS)
 //		signing_key        <pem...>             # repeatable; ES256 assertion key, the first signs; default: generated, kept in storage
 //		signing_secret     <secret>             # HS256 assertion with a shared secret instead
-//		audience           <aud>                # assertion aud; default the request's host
+//		audience           <aud>                # assertion aud; default the site's host[:port]
 //		assertion_lifetime <duration>           # default 5m
 //		timeout            <duration>           # each call to sgID; default 10s
 //		clock_skew         <duration>           # ID token time tolerance; default 60s
@@ -51,6 +51,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // assertion_lifetime are at least 1s, idle_timeout at most the session
 // lifetime, clock_skew at most 10m. An error names the line of the
 // subdirective at fault, or of sgid when a required one is missing.
+//
+// The site (the origin of redirect_uri) is fixed when Caddy provisions the
+// handler: the assertion's iss, what the cookies are bound to, and the only
+// Host the handler serves (any other gets 421). Without redirect_uri it is the
+// one host of the site block and the one port its server listens on; a site
+// block without exactly one (:443, http://, several names, a wildcard) must
+// set redirect_uri, and caddy validate says so.
 //
 // X-Sgid-Sub always carries the sub and X-Sgid-Assertion the signed JWT.
 // Secrets should be {env.*} or {file.*} placeholders, which are expanded at
