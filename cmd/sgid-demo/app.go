@@ -119,7 +119,7 @@ func (a *legacyApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // verify checks an X-Sgid-Assertion value: ES256 signature by a key the gateway
-// publishes, iss one of the gateway's origins, aud that origin's host, exp in the
+// publishes, iss one of the gateway's origins, aud that origin's host[:port], exp in the
 // future. It says why when it does not verify.
 func (a *legacyApp) verify(raw string, now time.Time) (*jwt.Claims, error) {
 	if raw == "" {
@@ -145,8 +145,10 @@ func (a *legacyApp) verify(raw string, now time.Time) (*jwt.Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iss %q: %v", c.Issuer, err)
 	}
-	if !c.Audience.Contains(u.Hostname()) {
-		return nil, fmt.Errorf("aud %q does not name this site (%s)", []string(c.Audience), u.Hostname())
+	// The gateway's default aud is its site's host, with the port unless it
+	// is the scheme's default, as in its iss.
+	if !c.Audience.Contains(u.Host) {
+		return nil, fmt.Errorf("aud %q does not name this site (%s)", []string(c.Audience), u.Host)
 	}
 	if c.Expiry == nil {
 		return nil, errors.New("no exp: an assertion must expire")

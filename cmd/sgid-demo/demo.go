@@ -89,9 +89,9 @@ func (d *Demo) start(opts Options) error {
 		return fmt.Errorf("gateway: %w (choose another with -port)", err)
 	}
 	d.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", gatewayPort)
-	// A browser may call the gateway localhost instead: sgID needs both
-	// callbacks registered, and the app must accept both issuers.
-	origins := []string{d.GatewayURL, fmt.Sprintf("http://localhost:%d", gatewayPort)}
+	// The gateway serves this one origin (its site; another Host gets 421):
+	// it is the one callback registered and the one issuer the app accepts.
+	origins := []string{d.GatewayURL}
 
 	sgidL, err := listen(opts.SgIDPort, "fake sgID server")
 	if err != nil {
@@ -100,7 +100,7 @@ func (d *Demo) start(opts Options) error {
 	d.sgid, err = sgidtest.NewUnstartedServer(sgidtest.Options{
 		Chooser: true,
 		Client: sgidtest.Client{
-			RedirectURIs: []string{origins[0] + "/.sgid/callback", origins[1] + "/.sgid/callback"},
+			RedirectURIs: []string{origins[0] + "/.sgid/callback"},
 		},
 	})
 	if err != nil {
