@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	caddysgid "github.com/sgidproxy/caddy-sgid"
 	"github.com/sgidproxy/caddy-sgid/session"
 )
 
@@ -125,14 +126,16 @@ func rsaDecryptTime(key *rsa.PrivateKey) (time.Duration, error) {
 	return median(times), nil
 }
 
-// distinctSessions sends one request each for n sessions minted with the
-// gateway's session secret (the codec is the gateway's own), 32 at a time,
-// and checks each got the upstream's 200 with identity.
-func distinctSessions(siteURL, secret string, from, n int) error {
-	codec, err := session.New(session.Config{Secrets: [][]byte{[]byte(secret)}})
-	if err != nil {
-		return err
-	}
+// minter is the gateway's own session codec for the site at siteURL, with its
+// session secret and bound as its cookies are, to mint sessions without logins.
+func minter(issuer, clientID, siteURL, secret string) (*session.Codec, error) {
+	return session.New(session.Config{Binding: caddysgid.SessionBinding(issuer, clientID, siteURL),
+		Secrets: [][]byte{[]byte(secret)}})
+}
+
+// distinctSessions sends one request each for n sessions minted by codec (see
+// minter), 32 at a time, and checks each got the upstream's 200 with identity.
+func distinctSessions(siteURL string, codec *session.Codec, from, n int) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: 32}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}

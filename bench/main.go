@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
@@ -161,6 +162,19 @@ func (b *bench) run() error {
 	if err != nil {
 		return fmt.Errorf("logging in for the load runs: %w", err)
 	}
+	// One minted session now, so that a codec that does not match the site's
+	// fails the run here and not after the load runs.
+	issuer, err := sgid.Issuer(idp.URL())
+	if err != nil {
+		return err
+	}
+	codec, err := minter(issuer, idp.ClientID(), sgidURL, secret)
+	if err != nil {
+		return err
+	}
+	if err := oneSession(http.DefaultClient, codec, sgidURL, 0); err != nil {
+		return fmt.Errorf("a minted session: %w", err)
+	}
 	var control []string
 	if b.control {
 		if control, err = identityHeaders(sgidURL, cookie, &capture, &captured); err != nil {
@@ -230,13 +244,13 @@ func (b *bench) run() error {
 	// RSS after the first half and after all: with the cache bounded, the
 	// second half adds nothing.
 	half := b.sessions / 2
-	if err := distinctSessions(sgidURL, secret, 0, half); err != nil {
+	if err := distinctSessions(sgidURL, codec, 0, half); err != nil {
 		return err
 	}
 	if t.rssAfterHalf, err = rss(c.pid); err != nil {
 		return err
 	}
-	if err := distinctSessions(sgidURL, secret, half, b.sessions-half); err != nil {
+	if err := distinctSessions(sgidURL, codec, half, b.sessions-half); err != nil {
 		return err
 	}
 	t.sessions = b.sessions

@@ -8,6 +8,7 @@ package instances
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -40,22 +41,55 @@ func Build(dir string, race bool) (string, error) {
 	return bin, nil
 }
 
-// Site is the Caddyfile of one gated site in front of Upstream.
+// Site is the Caddyfile of one gated site in front of Upstream, as one Caddy
+// instance serves it. Instances of one cluster, behind a load balancer, have
+// the same Public and each its own Addr on Public's port.
 type Site struct {
 	Admin    string // admin API address; empty turns the admin API off
 	Storage  string // file_system storage directory
-	Addr     string // 127.0.0.1:port the site listens on
+	Addr     string // loopback host:port this instance listens on (bind)
+	Public   string // host:port of the site address, the Host clients send; default Addr
 	Upstream string // host:port of the app
 	Sgid     string // lines added inside the sgid block
 	Extra    string // site directives before reverse_proxy
 }
 
+func (s Site) public() string {
+	if s.Public == "" {
+		return s.Addr
+	}
+	return s.Public
+}
+
+// URL is the site's public URL, the one its users and its redirect URI name.
+func (s Site) URL() string { return "http://" + s.public() }
+
+// Transport reaches this instance for requests to the public URL, as a load
+// balancer would: connections to Public are dialled to Addr; any other
+// address, such as the fake sgID's, is dialled as it is. Each call returns a
+// new Transport.
+func (s Site) Transport() *http.Transport {
+	public, addr := s.public(), s.Addr
+	var d net.Dialer
+	return &http.Transport{DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+		if address == public {
+			address = addr
+		}
+		return d.DialContext(ctx, network, address)
+	}}
+}
+
 // Caddyfile renders s. The sgID credentials come from the environment made by
-// Env, as {env.*} placeholders, so the config file holds no secret.
+// Env, as {env.*} placeholders, so the config file holds no secret. The site
+// binds Addr's host only, so that instances of a cluster can share the port.
 func (s Site) Caddyfile() string {
 	admin := "off"
 	if s.Admin != "" {
 		admin = s.Admin
+	}
+	bind, _, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		bind = s.Addr // Caddy will refuse it, and say why
 	}
 	return fmt.Sprintf(`{
 	admin %s
@@ -67,6 +101,7 @@ func (s Site) Caddyfile() string {
 	}
 }
 http://%s {
+	bind %s
 	sgid {
 		client_id {env.SGID_CLIENT_ID}
 		client_secret {env.SGID_CLIENT_SECRET}
@@ -79,7 +114,7 @@ http://%s {
 %s
 	reverse_proxy %s
 }
-`, admin, s.Storage, s.Addr, s.Sgid, s.Extra, s.Upstream)
+`, admin, s.Storage, s.public(), bind, s.Sgid, s.Extra, s.Upstream)
 }
 
 // Env is the environment that carries idp's client credentials to Caddy.
@@ -226,12 +261,48 @@ func (p *Process) Goroutines() (int, error) {
 // FreeAddr asks the OS for a free loopback port. Another process may take it
 // before Caddy binds it; on this test machine that has not been seen.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := FreeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// FreeAddrs is n addresses with one port, free on each of 127.0.0.1,
+// 127.0.0.2, ... 127.0.0.n, for the instances of one cluster. The OS picks a
+// port free on the first; it is tried on the others, and another is picked if
+// it is taken there.
+func FreeAddrs(n int) ([]string, error) {
+	const tries = 20
+	var lastErr error
+	for range tries {
+		addrs, err := freeAddrs(n)
+		if err == nil {
+			return addrs, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("no port free on %d loopback addresses in %d tries: %w", n, tries, lastErr)
+}
+
+func freeAddrs(n int) ([]string, error) {
+	first, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer first.Close()
+	_, port, _ := net.SplitHostPort(first.Addr().String())
+	addrs := []string{first.Addr().String()}
+	for i := 2; i <= n; i++ {
+		addr := net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		addrs = append(addrs, addr)
+	}
+	return addrs, nil
 }
 
 // Upstream is the app behind the gateway. It answers 200 and copies every
@@ -250,7 +321,9 @@ func Upstream() *httptest.Server {
 
 // Login runs a whole login at siteURL as a browser would, following the
 // redirects through the fake sgID, and returns the session's Cookie header and
-// the last response (the app's, if it worked). tr may be shared by many logins.
+// the last response (the app's, if it worked). siteURL is the public URL; to
+// log in at one instance of a cluster, tr is that instance's Site.Transport,
+// which the callback goes through too. tr may be shared by many logins.
 func Login(tr http.RoundTripper, siteURL string) (cookie string, resp *http.Response, err error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second}

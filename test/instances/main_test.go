@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
@@ -39,13 +41,14 @@ func TestMain(m *testing.M) {
 }
 
 // fixture is one fake sgID, one app, and a directory for the Caddy processes
-// of one test.
+// of one test. It is used from the test's goroutine only.
 type fixture struct {
-	t   *testing.T
-	idp *sgidtest.Server
-	app *httptest.Server
-	dir string
-	env []string
+	t       *testing.T
+	idp     *sgidtest.Server
+	app     *httptest.Server
+	dir     string
+	env     []string
+	clients map[Site]*http.Client // one per instance, made by client
 }
 
 func newFixture(t *testing.T, env ...string) *fixture {
@@ -57,7 +60,7 @@ func newFixture(t *testing.T, env ...string) *fixture {
 	t.Cleanup(idp.Close)
 	app := Upstream()
 	t.Cleanup(app.Close)
-	return &fixture{t: t, idp: idp, app: app, dir: t.TempDir(), env: append(Env(idp), env...)}
+	return &fixture{t: t, idp: idp, app: app, dir: t.TempDir(), env: append(Env(idp), env...), clients: map[Site]*http.Client{}}
 }
 
 // site is a Site on a free port in front of the fixture's app, with its
@@ -77,6 +80,53 @@ func (f *fixture) site(storage string, admin bool) Site {
 	return s
 }
 
+// publicHost is the host name of every cluster's site, as a load balancer in
+// front of the instances would be named. It resolves nowhere, so a request
+// that does not go through an instance's Site.Transport fails instead of
+// reaching some instance by chance.
+const publicHost = "app.test"
+
+// cluster is one Site per storage directory, the instances of one cluster:
+// each listens on its own loopback address (127.0.0.1, 127.0.0.2, ...) at one
+// free port, and all serve the public site http://app.test:<port>.
+func (f *fixture) cluster(storages ...string) []Site {
+	f.t.Helper()
+	addrs, err := FreeAddrs(len(storages))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addrs[0])
+	sites := make([]Site, len(storages))
+	for i, storage := range storages {
+		sites[i] = Site{Storage: storage, Addr: addrs[i], Public: net.JoinHostPort(publicHost, port),
+			Upstream: strings.TrimPrefix(f.app.URL, "http://")}
+	}
+	return sites
+}
+
+// client is an HTTP client that reaches s's instance at s's public URL, kept
+// for the test.
+func (f *fixture) client(s Site) *http.Client {
+	if c, ok := f.clients[s]; ok {
+		return c
+	}
+	tr := s.Transport()
+	f.t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	f.clients[s] = c
+	return c
+}
+
+// issuer is the fake sgID's issuer, as the handler derives it from hostname.
+func (f *fixture) issuer() string {
+	f.t.Helper()
+	iss, err := sgid.Issuer(f.idp.URL())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return iss
+}
+
 // start runs a Caddy for s, stopped when the test ends. Its output is logged
 // if the test fails.
 func (f *fixture) start(name string, s Site) *Process {
@@ -94,17 +144,17 @@ func (f *fixture) start(name string, s Site) *Process {
 	return p
 }
 
-// login logs a new browser in at s and returns its session cookies and the
+// login logs a new browser in at s's instance and returns its session cookies and the
 // sub the app saw, which must be the default persona's.
 func (f *fixture) login(s Site) (cookie, sub string) {
 	f.t.Helper()
-	cookie, resp, err := Login(http.DefaultTransport, "http://"+s.Addr)
+	cookie, resp, err := Login(f.client(s).Transport, s.URL())
 	if err != nil {
-		f.t.Fatalf("login at %s: %v", s.Addr, err)
+		f.t.Fatalf("login at %s (%s): %v", s.URL(), s.Addr, err)
 	}
 	sub = resp.Header.Get("X-Seen-X-Sgid-Sub")
 	if want := sgidtest.PairwiseSub(f.idp.ClientID(), sgidtest.Personas()[0].ID); sub != want {
-		f.t.Fatalf("login at %s: the app saw sub %q, want %q", s.Addr, sub, want)
+		f.t.Fatalf("login at %s (%s): the app saw sub %q, want %q", s.URL(), s.Addr, sub, want)
 	}
 	return cookie, sub
 }
@@ -130,11 +180,12 @@ func call(c *http.Client, url, cookie string) (*http.Response, string, error) {
 	return resp, string(body), err
 }
 
-func mustCall(t *testing.T, url, cookie string) (*http.Response, string) {
-	t.Helper()
-	resp, body, err := call(http.DefaultClient, url, cookie)
+// get is call at path of s's public URL, sent to s's instance.
+func (f *fixture) get(s Site, path, cookie string) (*http.Response, string) {
+	f.t.Helper()
+	resp, body, err := call(f.client(s), s.URL()+path, cookie)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatalf("GET %s at %s: %v", path, s.Addr, err)
 	}
 	return resp, body
 }
@@ -200,19 +251,46 @@ func decodeSegment(seg string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// storedKeys lists the key files the handler generated under storage.
-func storedKeys(t *testing.T, storage string) []string {
+// storedKeys sorts the files the handler generated under storage: session
+// secrets and assertion signing keys (sgid/<issuer and client>/session.secret
+// and assertion-<site>.key), and anything else. dirs is the set of
+// sgid/<issuer and client> directories they are in.
+func storedKeys(t *testing.T, storage string) (secrets, signing, other []string, dirs map[string]bool) {
 	t.Helper()
-	var out []string
+	dirs = map[string]bool{}
 	err := filepath.WalkDir(filepath.Join(storage, "sgid"), func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(storage, path)
-			out = append(out, rel)
+		if err != nil || d.IsDir() {
+			return err
 		}
-		return err
+		rel, _ := filepath.Rel(storage, path)
+		dir, name := filepath.Dir(rel), filepath.Base(rel)
+		dirs[dir] = true
+		switch {
+		case filepath.Dir(dir) != "sgid":
+			other = append(other, rel)
+		case name == "session.secret":
+			secrets = append(secrets, rel)
+		case strings.HasPrefix(name, "assertion-") && strings.HasSuffix(name, ".key"):
+			signing = append(signing, rel)
+		default:
+			other = append(other, rel)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return secrets, signing, other, dirs
+}
+
+// checkStoredKeys fails the test unless storage holds what the handler
+// generates for one issuer and client serving sites sites: one session secret
+// and one signing key per site, in one directory.
+func checkStoredKeys(t *testing.T, storage string, sites int) {
+	t.Helper()
+	secrets, signing, other, dirs := storedKeys(t, storage)
+	if len(secrets) != 1 || len(signing) != sites || len(other) != 0 || len(dirs) != 1 {
+		t.Errorf("storage holds session secrets %v, signing keys %v and %v; want one session secret and %d assertion-*.key, in one sgid/<issuer and client>/ directory",
+			secrets, signing, other, sites)
+	}
 }

@@ -82,7 +82,7 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 	const gens = 7
 	p := f.start("reload", gen(1))
 	cookie, sub := f.login(base)
-	site := "http://" + base.Addr
+	site := base.URL()
 
 	tally := &loadTally{statuses: map[string]int{}, gens: map[int]int{}}
 	check := func(kind string, resp *http.Response, body string) {
@@ -128,7 +128,9 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 		// One connection per worker, kept alive across reloads, except for
 		// post-new-conn, which opens one per request to measure what a
 		// reload does to new connections (see droppedAtReload).
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: kind == "post-new-conn"}, Timeout: 20 * time.Second,
+		tr := base.Transport()
+		tr.DisableKeepAlives = kind == "post-new-conn"
+		c := &http.Client{Transport: tr, Timeout: 20 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		defer c.CloseIdleConnections()
 		for !stop.Load() {
@@ -190,7 +192,7 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Once reload returns, a new connection gets the new config.
-		resp, _, err := call(&http.Client{Transport: &http.Transport{}}, site+"/page", cookie)
+		resp, _, err := call(&http.Client{Transport: base.Transport()}, site+"/page", cookie)
 		if err != nil {
 			t.Errorf("after reload %d: %v", g, err)
 		} else if resp.Header.Get("X-Gen") != strconv.Itoa(g) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	caddysgid "github.com/sgidproxy/caddy-sgid"
 	"github.com/sgidproxy/caddy-sgid/session"
 )
 
@@ -43,9 +44,8 @@ func TestSecretRotationLogsOutOnlyUsersNotSeenDuringTheOverlap(t *testing.T) {
 		return s
 	}
 	p := f.start("rotation", config("{env.SGID_S1}"))
-	site := "http://" + base.Addr + "/account"
-	onlyS1 := codec(t, s1, idle)
-	onlyS2 := codec(t, s2, idle)
+	onlyS1 := f.codec(base, s1, idle)
+	onlyS2 := f.codec(base, s2, idle)
 
 	type user struct {
 		group    string
@@ -74,7 +74,7 @@ func TestSecretRotationLogsOutOnlyUsersNotSeenDuringTheOverlap(t *testing.T) {
 		if u.group != "seen" {
 			continue
 		}
-		resp, _ := mustCall(t, site, u.cookie)
+		resp, _ := f.get(base, "/account", u.cookie)
 		if resp.StatusCode != http.StatusOK || sub(resp) == "" {
 			t.Fatalf("user during the overlap: %d, want 200 with identity", resp.StatusCode)
 		}
@@ -90,7 +90,7 @@ func TestSecretRotationLogsOutOnlyUsersNotSeenDuringTheOverlap(t *testing.T) {
 	kept, dropped := 0, 0
 	for _, u := range users {
 		alive := opens(onlyS1, u.cookie)
-		resp, _ := mustCall(t, site, u.cookie)
+		resp, _ := f.get(base, "/account", u.cookie)
 		switch u.group {
 		case "seen":
 			if resp.StatusCode != http.StatusOK || sub(resp) == "" {
@@ -110,13 +110,15 @@ func TestSecretRotationLogsOutOnlyUsersNotSeenDuringTheOverlap(t *testing.T) {
 	t.Logf("after S1 -> S2 S1 -> S2: %d users kept (seen during the overlap), %d logged out (not seen)", kept, dropped)
 }
 
-// codec is a client-side session codec with one secret and the gateway's
-// idle timeout, to tell which secret sealed a cookie and whether it is alive.
-func codec(t *testing.T, secret string, idle time.Duration) *session.Codec {
-	t.Helper()
-	c, err := session.New(session.Config{Secrets: [][]byte{[]byte(secret)}, IdleTimeout: idle})
+// codec is a client-side session codec for s's cookies with one secret and
+// the gateway's idle timeout, to tell which secret sealed a cookie and whether
+// it is alive.
+func (f *fixture) codec(s Site, secret string, idle time.Duration) *session.Codec {
+	f.t.Helper()
+	c, err := session.New(session.Config{Binding: caddysgid.SessionBinding(f.issuer(), f.idp.ClientID(), s.URL()),
+		Secrets: [][]byte{[]byte(secret)}, IdleTimeout: idle})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	return c
 }

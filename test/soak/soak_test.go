@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	caddysgid "github.com/sgidproxy/caddy-sgid"
 	"github.com/sgidproxy/caddy-sgid/session"
+	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 	"github.com/sgidproxy/caddy-sgid/test/instances"
 )
@@ -98,13 +100,19 @@ func TestSoakMixedLoadAnswersRightAndStaysFlat(t *testing.T) {
 			t.Logf("caddy output:\n%s", p.Tail(30))
 		}
 	}()
-	mint, err := session.New(session.Config{Secrets: [][]byte{[]byte(secret)}})
+	issuer, err := sgid.Issuer(idp.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's own codec, bound as the site's cookies are.
+	mint, err := session.New(session.Config{Binding: caddysgid.SessionBinding(issuer, idp.ClientID(), site.URL()),
+		Secrets: [][]byte{[]byte(secret)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	l := &load{
-		t: t, site: "http://" + site.Addr, idp: idp.URL(), mint: mint,
+		t: t, site: site.URL(), idp: idp.URL(), mint: mint,
 		sub: sgidtest.PairwiseSub(idp.ClientID(), sgidtest.Personas()[0].ID),
 		tr:  &http.Transport{MaxIdleConnsPerHost: *workers + 2},
 	}
