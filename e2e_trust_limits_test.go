@@ -109,26 +109,6 @@ func TestTrustSessionTooLargeForItsCookiesFailsTheLoginClearly(t *testing.T) {
 	}
 }
 
-// A saved attempt cookie replayed with its callback URL makes no second
-// session, even against an IdP that accepts a code twice (MockPass does).
-func TestTrustReplayedCallbackIsRefusedEvenIfTheIdPAcceptsTheCodeAgain(t *testing.T) {
-	g := newGateway(t, gatewayOptions{})
-	g.sgid.SetFaults(sgidtest.Faults{ReusableCodes: true})
-	b := g.newBrowser()
-	cb := g.callbackURL(b, "/first")
-	attempt := b.client.Jar.Cookies(mustURL(t, g.base))
-	resp, body := b.get(cb)
-	if s := upstreamSaw(t, resp, body); s.Path != "/first" {
-		t.Fatalf("the genuine callback landed on %q", s.Path)
-	}
-	thief := g.withCookies(attempt)
-	resp, body = thief.noFollow().get(cb)
-	assertRefused(t, "replay with the saved attempt cookie", resp, body, http.StatusBadRequest, "Login expired")
-	if who := g.whoIs(thief); who != "" {
-		t.Errorf("the replaying browser has a session as %s", who)
-	}
-}
-
 // /.sgid/userinfo is part of the site: a user the require rules refuse gets
 // 403 JSON there too, and none of their fields.
 func TestTrustUserinfoAppliesRequire(t *testing.T) {
