@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -249,10 +250,14 @@ func (h *Handler) sessionSecrets(expand func(string, string) (string, error), ke
 }
 
 // SessionBinding is what a site's cookies are bound to (session.Config.Binding):
-// sgID's issuer URL, the client id and the site's origin (scheme://host[:port],
-// the scheme's default port dropped). A program that mints cookies for a site,
-// such as a load test, passes the same.
+// sgID's issuer URL, the client id and the site's origin. A program that mints
+// cookies for a site, such as a load test, passes the same; the origin is
+// read as the handler reads it (case, the scheme's default port and any path
+// do not matter).
 func SessionBinding(issuer, clientID, siteOrigin string) []string {
+	if u, err := url.Parse(siteOrigin); err == nil && u.Host != "" {
+		siteOrigin = u.Scheme + "://" + canonicalHost(u.Host, u.Scheme == "https")
+	}
 	return []string{issuer, clientID, siteOrigin}
 }
 
