@@ -45,7 +45,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	h.codec.StripCookies(r.Header)
 	g := newCacheGuard(w, refresh)
-	err := next.ServeHTTP(g, r)
+	err := serveQuietly(next, g, r) // logs.go: a client leaving logs no identity
 	g.seal()
 	return err
 }
