@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sgidproxy/caddy-sgid/session"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
@@ -63,7 +64,10 @@ const childrenScope = "openid myinfo.name myinfo.email myinfo.children_birth_rec
 func chunkedGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
 	if o.sgid == nil {
-		srv, err := sgidtest.NewServer(sgidtest.Options{Persona: "nur-aisyah"})
+		// Children records of 2,400 bytes: a session of two cookies, the most
+		// one can be (session.MaxChunks).
+		srv, err := sgidtest.NewServer(sgidtest.Options{Persona: "nur-aisyah",
+			Data: map[string]string{"myinfo.children_birth_records": `[{"name":"` + strings.Repeat("CHILD ", 398) + `"}]`}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,8 +130,8 @@ func TestAbuseTamperedChunkedSessionCookiesAreNoSession(t *testing.T) {
 	g.login(b, "/")
 	g.login(other, "/")
 	good, theirs := g.sessionCookies(b), g.sessionCookies(other)
-	if len(good) < 3 || len(theirs) != len(good) {
-		t.Fatalf("sessions of %d and %d cookies: the test needs two of the same length, at least 3", len(good), len(theirs))
+	if len(good) != session.MaxChunks || len(theirs) != len(good) {
+		t.Fatalf("sessions of %d and %d cookies: the test needs two of %d", len(good), len(theirs), session.MaxChunks)
 	}
 	if resp, _ := g.newBrowser().api(http.MethodGet, g.base+"/api", cookieHeader(good)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the untouched cookies, sent as a header, got %d: the harness is wrong", resp.StatusCode)
@@ -206,9 +210,6 @@ func TestAbuseTamperedChunkedSessionCookiesAreNoSession(t *testing.T) {
 			c.Name = "__Host-" + c.Name
 		}
 		return cs
-	})
-	edit("a forged __Host- cookie beside the good ones", func(cs []*http.Cookie) []*http.Cookie {
-		return append(cs, &http.Cookie{Name: "__Host-sgid_session", Value: cs[0].Value})
 	})
 	edit("quoted and padded", func(cs []*http.Cookie) []*http.Cookie { cs[1].Value = `"` + cs[1].Value + `=="`; return cs })
 

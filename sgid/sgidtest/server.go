@@ -18,6 +18,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -71,6 +72,10 @@ type Options struct {
 	TokenTTL time.Duration    // access token and ID token lifetime; default 5m (ID token exp = iat + TokenTTL)
 	Now      func() time.Time // the server's clock; default time.Now
 
+	// Data replaces the values of these fields for every persona, e.g. a
+	// record of a chosen size. Default: none.
+	Data map[string]string
+
 	// PublicURL is the origin clients and browsers reach the server at, for
 	// a demo behind a port mapping or a proxy. Default: http:// and the
 	// listener's address (localhost for a wildcard address).
@@ -88,6 +93,7 @@ type Server struct {
 
 	client        Client
 	clientKey     *rsa.PrivateKey
+	data          map[string]string // Options.Data
 	allowedScopes map[string]bool
 
 	requests    map[Endpoint]*atomic.Int64
@@ -125,6 +131,7 @@ func NewUnstartedServer(opts Options) (*Server, error) {
 		profile:  opts.Profile,
 		chooser:  opts.Chooser,
 		persona:  opts.Persona,
+		data:     maps.Clone(opts.Data),
 		requests: make(map[Endpoint]*atomic.Int64),
 		closing:  make(chan struct{}),
 		state:    newStore(),

@@ -3,6 +3,7 @@ package sgidtest
 import (
 	"crypto/rsa"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -58,6 +59,10 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 	if len(fields) > 0 {
 		slices.Sort(fields)
 		p, _ := personaByID(t.persona)
+		if len(s.data) > 0 {
+			p.Data = maps.Clone(p.Data)
+			maps.Copy(p.Data, s.data)
+		}
 		key, data, err := s.encryptUserInfo(algsFor(profile), f, p, fields)
 		if err != nil {
 			writeOAuthError(w, http.StatusInternalServerError, "server_error", "sgidtest: "+err.Error())
