@@ -93,7 +93,6 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 // exchange, the ID token, the userinfo decryption; then a new session, the
 // attempt cleared, and a 303 back to where the user was going.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
-	skipAccessLog(r) // logs.go: the URL holds the code and the state
 	q := r.URL.Query()
 	state := q.Get("state")
 	att, err := h.codec.ReadAttempt(r, state)

@@ -13,14 +13,21 @@ import (
 	"github.com/sgidproxy/caddy-sgid/session"
 )
 
-// ServeHTTP strips client-supplied identity headers, serves the reserved
-// /.sgid/ endpoints, and lets a request with a valid session through with the
-// user's identity attached. Without a session a browser is sent to sgID, an API
-// client gets 401, and in anonymous mode the request passes without identity.
-// Whatever passes on has the gateway's own cookies removed: the upstream gets the
-// identity, never the credential.
+// ServeHTTP strips client-supplied identity headers (and the same names in
+// trailers and Connection tokens), refuses a Host that is not the site's, serves
+// the reserved /.sgid/ endpoints, and lets a request with a valid session
+// through with the user's identity attached. Without a session a browser is sent
+// to sgID, an API client gets 401, and in anonymous mode the request passes
+// without identity. Whatever passes on has the gateway's own cookies removed:
+// the upstream gets the identity, never the credential. An authenticated
+// response is kept out of shared caches when it refreshes the cookie or says
+// nothing about caching, and a client leaving mid-response puts no identity in
+// Caddy's logs.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.stripRequest(r)
+	if r.URL.Path == reservedPrefix+"callback" {
+		skipAccessLog(r) // its URL holds the code and the state, whatever the Host
+	}
 	if !h.site.serves(r.Host) {
 		return h.misdirected(w, r)
 	}
