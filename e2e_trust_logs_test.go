@@ -455,6 +455,18 @@ func TestTrustLogsAccessLogHoldsNoCallbackCodeOrState(t *testing.T) {
 		t.Fatalf("the replayed callback: status %d, want 400", resp.StatusCode)
 	}
 	b.get(g.base + "/.sgid/callback?" + url.Values{"error": {"access_denied"}, "state": {state}}.Encode())
+	// The callback URL sent with a Host of another port: misdirected (421),
+	// and still not in the access log.
+	mis, err := http.NewRequest(http.MethodGet, cb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mis.Host = "127.0.0.1:1"
+	if resp, err := http.DefaultTransport.RoundTrip(mis); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("the callback on another Host: %v %v, want 421", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	awaitLine(t, "the access log", func() string { return access.text(t) }, `"uri":"/after-login"`, `"user_id":"`+id.sub+`"`)
 	text := access.text(t)
