@@ -33,7 +33,7 @@ func (h *Handler) serveReserved(w http.ResponseWriter, r *http.Request) error {
 	case "jwks.json":
 		return h.jwks(w, r)
 	}
-	return h.fail(w, r, failure{status: http.StatusNotFound, title: "Not found", message: "There is nothing here.", reason: "unknown reserved path"})
+	return h.fail(w, r, outNotFound, nil, "")
 }
 
 // challenge answers a request without a session: a browser navigation starts a
@@ -51,18 +51,10 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// isNavigation tells a browser loading a page from a script's request.
+// isNavigation is a browser loading a page (wantsPage) with a method a login
+// redirect can answer: a redirect to sgID and back cannot replay a POST.
 func isNavigation(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
-		return mode == "navigate"
-	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsPage(r)
 }
 
 // startLogin sends the browser to sgID with a fresh state, nonce and PKCE
@@ -70,18 +62,14 @@ func isNavigation(r *http.Request) bool {
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
 	req, err := h.client.NewAuthRequest(h.site.redirect)
 	if err != nil {
-		metrics.loginFailed(reasonStartFailed)
-		return h.fail(w, r, failure{status: http.StatusInternalServerError, title: "Login unavailable",
-			message: "The login could not be started.", reason: "auth request", err: err})
+		return h.fail(w, r, outStartFailed, err, "")
 	}
 	att := &session.Attempt{
 		State: req.State, Nonce: req.Nonce, CodeVerifier: req.CodeVerifier,
 		RedirectURI: req.RedirectURI, ReturnTo: returnTo,
 	}
 	if err := h.codec.WriteAttempt(w, r, att, isSecure(r)); err != nil {
-		metrics.loginFailed(reasonStartFailed)
-		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login unavailable",
-			message: "The login could not be started.", reason: "attempt cookie", err: err})
+		return h.fail(w, r, outAttemptNotWritten, err, "")
 	}
 	metrics.loginsStarted.Inc()
 	w.Header().Set("Cache-Control", "no-store")
@@ -97,40 +85,28 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	state := q.Get("state")
 	att, err := h.codec.ReadAttempt(r, state)
 	if err != nil {
-		metrics.loginFailed(reasonNoAttempt)
-		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login expired",
-			message: "This login link has expired or was already used.", reason: "no login attempt for this state", err: err, retry: "/"})
+		return h.fail(w, r, outNoAttempt, err, "/")
 	}
 	// An attempt is single-use, whatever happens next: its cookie is cleared,
 	// and its state remembered, so that a saved copy of the cookie replayed
 	// with this URL is refused even if sgID would accept the code again.
 	h.codec.ClearAttempt(w, r, state, isSecure(r))
 	if !spentStates.spend(state, attemptTTL) {
-		metrics.loginFailed(reasonNoAttempt)
-		return h.fail(w, r, failure{status: http.StatusBadRequest, title: "Login expired",
-			message: "This login link has expired or was already used.", reason: "login attempt already used", retry: "/"})
+		return h.fail(w, r, outAttemptSpent, nil, "/")
 	}
 	started := time.Now()
 	id, err := h.client.Callback(r.Context(), q, &sgid.AuthRequest{
 		State: att.State, Nonce: att.Nonce, CodeVerifier: att.CodeVerifier, RedirectURI: att.RedirectURI,
 	})
 	if err != nil {
-		metrics.loginFailed(failureReason(err))
-		return h.fail(w, r, loginFailure(err, att.ReturnTo))
+		return h.fail(w, r, callbackOutcome(err), err, att.ReturnTo)
 	}
 	d := &session.Data{Sub: id.Sub, Fields: h.keep(id.Data)}
 	if err := h.codec.Write(w, r, d, isSecure(r)); err != nil {
-		metrics.loginFailed(reasonSessionWrite)
-		f := failure{status: http.StatusInternalServerError, title: "Login failed",
-			message: "The session could not be saved.", reason: "session cookie", err: err, retry: att.ReturnTo}
 		if errors.Is(err, session.ErrTooLarge) {
-			// A session past the cookie budget would make every later request,
-			// logout included, too large for the server: no session at all.
-			f.message = "Your details from sgID are too large to keep in this site's session cookie. " +
-				"The site's operator can forward fewer fields (README: session size)."
-			f.reason, f.retry = "session too large for its cookies", ""
+			return h.fail(w, r, outSessionTooLarge, err, "")
 		}
-		return h.fail(w, r, f)
+		return h.fail(w, r, outSessionNotWritten, err, att.ReturnTo)
 	}
 	metrics.loginsCompleted.Inc()
 	h.logger.Info("login completed", zap.Duration("sgid_duration", time.Since(started)))
@@ -156,38 +132,6 @@ func (h *Handler) keep(data map[string]string) map[string]string {
 	return out
 }
 
-// loginFailure maps a client error to what the user sees.
-func loginFailure(err error, returnTo string) failure {
-	f := failure{err: err, retry: returnTo}
-	code, onCallback := callbackError(err)
-	switch {
-	case errors.Is(err, sgid.ErrAccessDenied):
-		f.status, f.title, f.message, f.reason = http.StatusForbidden, "Login cancelled", "The login was cancelled.", "cancelled"
-	case onCallback && !sgidDown(code):
-		f.status, f.title, f.message, f.reason = http.StatusBadRequest, "Login failed", "sgID did not complete the login.", "error on the callback"
-	case errors.Is(err, sgid.ErrUnavailable), onCallback:
-		f.status, f.title, f.message, f.reason = http.StatusBadGateway, "sgID unavailable", "sgID could not be reached. Please try again in a moment.", "sgid unavailable"
-	case errors.Is(err, sgid.ErrInvalidGrant), errors.Is(err, sgid.ErrBadCallback):
-		f.status, f.title, f.message, f.reason = http.StatusBadRequest, "Login expired", "This login has expired or was already used.", "invalid grant or callback"
-	default:
-		f.status, f.title, f.message, f.reason = http.StatusBadGateway, "Login failed", "sgID's answer could not be verified.", "login failed"
-	}
-	return f
-}
-
-// callbackError is the error= code the callback carried, if it did. sgID's
-// server_error and temporarily_unavailable mean it is down; any other code came
-// with the browser and is a bad request, not a bad gateway.
-func callbackError(err error) (code string, ok bool) {
-	var oe *sgid.OAuthError
-	if errors.As(err, &oe) && oe.Endpoint == "authorize" {
-		return oe.Code, true
-	}
-	return "", false
-}
-
-func sgidDown(code string) bool { return code == "server_error" || code == "temporarily_unavailable" }
-
 // logout ends the session and goes to return_to, or shows a page: sending the
 // user back into the site would only start a new login.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
@@ -200,7 +144,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, safeReturnTo(rt), http.StatusSeeOther)
 		return nil
 	}
-	if !wantsHTML(r) {
+	if !wantsPage(r) {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
@@ -233,8 +177,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request) error {
 // jwks publishes the assertion's public keys. HS256 has none to publish.
 func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 	if h.signer.jwks == nil {
-		return h.fail(w, r, failure{status: http.StatusNotFound, title: "Not found",
-			message: "The assertion is signed with a shared secret; there are no public keys.", reason: "jwks with hs256"})
+		return h.fail(w, r, outNoPublicKeys, nil, "")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")

@@ -119,9 +119,7 @@ func (h *Handler) admitted(d *session.Data) bool {
 // and JSON for a script.
 func (h *Handler) denied(w http.ResponseWriter, r *http.Request) error {
 	metrics.requireDenied.Inc()
-	h.logger.Info("request denied by require rules", zap.String("path", r.URL.Path))
-	return h.fail(w, r, failure{status: http.StatusForbidden, title: "Access denied",
-		message: "Your account does not meet the requirements for this site.", reason: "require"})
+	return h.fail(w, r, outDenied, nil, "")
 }
 
 // identify attaches the identity: headers for the upstream, placeholders for the

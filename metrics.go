@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
 // Why a login failed, as the reason label of caddy_sgid_logins_failed_total. The
@@ -134,23 +133,3 @@ func (m *gatewayMetrics) loginFailed(reason string) {
 	m.loginsFailed.WithLabelValues(reason).Inc()
 }
 
-// failureReason maps an error from sgid.Client.Callback to a reason label. Each
-// client error matches exactly one sgid error kind.
-func failureReason(err error) string {
-	switch {
-	case errors.Is(err, sgid.ErrAccessDenied):
-		return reasonCancelled
-	case errors.Is(err, sgid.ErrBadCallback):
-		return reasonBadCallback
-	case errors.Is(err, sgid.ErrInvalidGrant):
-		return reasonInvalidGrant
-	case errors.Is(err, sgid.ErrInvalidClient):
-		return reasonInvalidClient
-	case errors.Is(err, sgid.ErrUnavailable):
-		return reasonSgidUnavailable
-	case errors.Is(err, sgid.ErrInvalidIDToken), errors.Is(err, sgid.ErrSubMismatch), errors.Is(err, sgid.ErrDecryption):
-		return reasonVerificationFailed
-	default: // ErrOAuth, ErrBadResponse
-		return reasonSgidError
-	}
-}

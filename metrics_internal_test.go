@@ -28,9 +28,9 @@ func TestMetricsFailureReasonOfEachSgIDErrorKind(t *testing.T) {
 		{&sgid.DecryptionError{Field: "key"}, reasonVerificationFailed},
 	}
 	for _, tt := range tests {
-		got := failureReason(tt.err)
+		got := callbackOutcome(tt.err).metric
 		if got != tt.want {
-			t.Errorf("failureReason(%v) = %q, want %q", tt.err, got, tt.want)
+			t.Errorf("callbackOutcome(%v).metric = %q, want %q", tt.err, got, tt.want)
 		}
 		if !slices.Contains(failureReasons, got) {
 			t.Errorf("%q is not in the fixed set of reasons", got)

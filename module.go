@@ -98,6 +98,9 @@ type Handler struct {
 	owned     map[string]bool // header names the gateway owns, canonical with '-'
 	logger    *zap.Logger
 	site      *site
+	// errorRoutes: a handle_errors route covers the site, so failures go to it
+	// as caddyhttp errors instead of the gateway's own pages.
+	errorRoutes bool
 	lifetime  time.Duration
 	idle      time.Duration
 	assertTTL time.Duration
@@ -165,6 +168,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.site, err = newSite(redirect, h.Audience, func() (string, error) { return routeOrigin(ctx) }); err != nil {
 		return err
 	}
+	h.errorRoutes = errorRoutesCover(ctx, h.site)
 	clientID, err := expand("client_id", h.ClientID)
 	if err != nil {
 		return err

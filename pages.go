@@ -8,20 +8,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
-
-// failure is an error as the user sees it and as the log records it. Neither
-// holds personal data: messages are fixed text, and err comes from the sgid
-// client, whose errors carry none.
-type failure struct {
-	status  int
-	title   string
-	message string
-	reason  string // short, fixed, for the log
-	err     error
-	retry   string // where "try again" leads; empty for no link
-}
 
 type page struct {
 	Title, Message, ErrorID, Link, LinkText string
@@ -38,33 +27,47 @@ h1{font-size:1.4rem}.id{color:#666;font-size:.85rem}a{color:#0b5cad}</style></he
 </body></html>
 `))
 
-// fail logs f under a fresh error id and answers with a short page (JSON for
-// clients that do not want HTML) that shows the same id, so a user's report can
-// be matched to the log line.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error {
+// fail ends a request with outcome o: counted, logged under a fresh error
+// reference with err (whose text, from the sgid client or the codec, holds no
+// personal data), and then answered. When the site has a handle_errors route,
+// it is returned to Caddy as a caddyhttp.HandlerError carrying the outcome and
+// the reference, for that route to render; otherwise it is the gateway's page,
+// or JSON for a client that does not want HTML. returnTo is where a new login
+// leads, for outcomes that offer one.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, o outcome, err error, returnTo string) error {
 	id := errorID()
-	fields := []zap.Field{zap.String("error_id", id), zap.Int("status", f.status), zap.String("reason", f.reason), zap.String("path", r.URL.Path)}
-	if f.err != nil {
-		fields = append(fields, zap.String("error", f.err.Error()))
+	if o.metric != "" {
+		metrics.loginFailed(o.metric)
 	}
-	if f.status >= 500 {
+	fields := []zap.Field{zap.String("error_id", id), zap.Int("status", o.status), zap.String("reason", o.reason), zap.String("path", r.URL.Path)}
+	if err != nil {
+		fields = append(fields, zap.String("error", err.Error()))
+	}
+	if o.status >= 500 {
 		h.logger.Error("sgid request failed", fields...)
 	} else {
 		h.logger.Info("sgid request refused", fields...)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if !wantsHTML(r) {
-		body := map[string]string{"error": strings.ToLower(strings.ReplaceAll(f.title, " ", "_")), "message": f.message, "error_id": id}
-		if f.retry != "" {
-			body["login_url"] = reservedPrefix + "login?return_to=" + url.QueryEscape(f.retry)
+	if h.errorRoutes {
+		return caddyhttp.HandlerError{Err: outcomeError{o}, StatusCode: o.status, ID: id}
+	}
+	login := ""
+	if o.retry {
+		login = reservedPrefix + "login?return_to=" + url.QueryEscape(safeReturnTo(returnTo))
+	}
+	if !wantsPage(r) {
+		body := map[string]string{"error": o.code, "message": o.message, "error_id": id}
+		if login != "" {
+			body["login_url"] = login
 		}
-		return writeJSON(w, f.status, body)
+		return writeJSON(w, o.status, body)
 	}
-	p := page{Title: f.title, Message: f.message, ErrorID: id}
-	if f.retry != "" {
-		p.Link, p.LinkText = reservedPrefix+"login?return_to="+url.QueryEscape(f.retry), "Try again"
+	p := page{Title: o.title, Message: o.message, ErrorID: id}
+	if login != "" {
+		p.Link, p.LinkText = login, "Try again"
 	}
-	return writePage(w, f.status, p)
+	return writePage(w, o.status, p)
 }
 
 func writePage(w http.ResponseWriter, status int, p page) error {
@@ -76,11 +79,18 @@ func writePage(w http.ResponseWriter, status int, p page) error {
 	return pageTemplate.Execute(w, p)
 }
 
-// wantsHTML is true for browsers: an Accept header that names text/html, or none
-// at all from a navigation.
-func wantsHTML(r *http.Request) bool {
-	accept := r.Header.Get("Accept")
-	return strings.Contains(accept, "text/html") || (accept == "" && r.Header.Get("Sec-Fetch-Mode") == "navigate")
+// wantsPage tells a person's browser from a script: a navigation
+// (Sec-Fetch-Mode: navigate, where the browser sends it) or, from browsers
+// that do not, an Accept that names text/html; never a request marked as XHR.
+// The one rule for "is this a browser"; isNavigation adds the method.
+func wantsPage(r *http.Request) bool {
+	if r.Header.Get("X-Requested-With") != "" {
+		return false
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 func errorID() string {

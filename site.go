@@ -1,6 +1,7 @@
 package caddysgid
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -93,8 +94,7 @@ func (s *site) serves(requestHost string) bool {
 // no login and gets no identity, since its cookies, redirect URI and assertion
 // would all be another site's.
 func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) error {
-	return h.fail(w, r, failure{status: http.StatusMisdirectedRequest, title: "Wrong address",
-		message: "This site is not served at this address.", reason: "host not served by this site"})
+	return h.fail(w, r, outMisdirected, nil, "")
 }
 
 // errNoFixedSite is the provisioning error for a site that does not name one
@@ -214,4 +214,51 @@ func listenPort(listen []string) (int, error) {
 		return 0, fmt.Errorf("the server's listen port is unknown: %w", errNoFixedSite)
 	}
 	return port, nil
+}
+
+// errorRoutesCover reports whether the server has a handle_errors route for
+// this site: one whose host matcher names the site's host, or that matches any
+// host. Caddy gives an error that no error route matches an empty body, so the
+// gateway returns its failures as errors only where such a route exists, and
+// writes its own pages everywhere else (another site on the same server may
+// have handle_errors of its own).
+func errorRoutesCover(ctx caddy.Context, s *site) bool {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || srv.Errors == nil {
+		return false
+	}
+	host := s.host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	for i := range srv.Errors.Routes {
+		// The error routes' matchers are loaded after the primary routes'
+		// handlers (this one among them): read them from the raw config.
+		hosts, constrained := rawRouteHosts(srv.Errors.Routes[i].MatcherSetsRaw)
+		if !constrained || slices.Contains(hosts, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// rawRouteHosts is routeHosts for matcher sets not loaded yet.
+func rawRouteHosts(sets caddyhttp.RawMatcherSets) (hosts []string, ok bool) {
+	for _, set := range sets {
+		raw, has := set["host"]
+		if !has {
+			return nil, false
+		}
+		var hs []string
+		if json.Unmarshal(raw, &hs) != nil {
+			return nil, false
+		}
+		for _, h := range hs {
+			if h = strings.ToLower(h); !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	return hosts, len(sets) > 0
 }
