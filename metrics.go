@@ -8,7 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-
 )
 
 // Why a login failed, as the reason label of caddy_sgid_logins_failed_total. The
@@ -132,4 +131,3 @@ func (m *gatewayMetrics) observeSgidCall(endpoint string, d time.Duration, _ err
 func (m *gatewayMetrics) loginFailed(reason string) {
 	m.loginsFailed.WithLabelValues(reason).Inc()
 }
-

@@ -90,20 +90,20 @@ type Handler struct {
 	// ClockSkew is the tolerance on ID token times. Default: 60s.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
 
-	client    *sgid.Client
-	codec     *session.Codec
-	signer    *signer
-	cache     *sessionCache
-	forward   []forwardRule
-	owned     map[string]bool // header names the gateway owns, canonical with '-'
-	logger    *zap.Logger
-	site      *site
+	client  *sgid.Client
+	codec   *session.Codec
+	signer  *signer
+	cache   *sessionCache
+	forward []forwardRule
+	owned   map[string]bool // header names the gateway owns, canonical with '-'
+	logger  *zap.Logger
+	site    *site
 	// errorRoutes: a handle_errors route covers the site, so failures go to it
 	// as caddyhttp errors instead of the gateway's own pages.
 	errorRoutes bool
-	lifetime  time.Duration
-	idle      time.Duration
-	assertTTL time.Duration
+	lifetime    time.Duration
+	idle        time.Duration
+	assertTTL   time.Duration
 }
 
 // Forward passes one field to the upstream as a header.
