@@ -29,6 +29,24 @@ func init() {
 }
 
 // Handler logs users in with sgID and passes their identity to the next handler.
+//
+// Headers it sets on the request to the next handler (and deletes first when a
+// client sends them, in any case, with '_' or '.' for '-', and in trailers):
+//
+//	X-Sgid-Sub           the user's pairwise sgID sub
+//	X-Sgid-<Field>       each forwarded field (or the header named for it), percent-encoded
+//	X-Sgid-Assertion     a JWT of the same, signed ES256 (or HS256), iss the site, aud the audience
+//
+// Placeholders, for the directives after it:
+//
+//	{http.auth.user.id}       the sub (the access log's user_id)
+//	{http.auth.user.<field>}  each forwarded field, encoded as in its header
+//
+// Endpoints it serves under /.sgid/: callback (sgID's redirect), login
+// (?return_to=/path), logout (?return_to=/path), userinfo (JSON for
+// same-origin apps) and jwks.json (the assertion's public keys). Its failures
+// are pages or JSON with stable codes, or, where the site has handle_errors,
+// Caddy errors (caddyhttp.HandlerError) for it to render.
 type Handler struct {
 	// ClientID is the sgID client id. Required. Use {env.*} or {file.*} placeholders
 	// to keep it out of the config.
