@@ -29,7 +29,7 @@ func chooserLinks(t *testing.T, page string) map[string]string {
 
 func TestChooser(t *testing.T) {
 	// An odd client ID shows whether the page escapes what it prints.
-	s := newTestServer(t, Options{Chooser: true, Client: Client{ID: `<b>client</b>&"x"`}})
+	s := Start(t, Options{Chooser: true, Client: Client{ID: `<b>client</b>&"x"`}})
 	showPage := func(t *testing.T, scope string) (string, map[string]string) {
 		t.Helper()
 		r := authorize(t, s, authorizeQuery(s, scope, newPKCE()))

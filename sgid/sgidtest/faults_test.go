@@ -11,7 +11,7 @@ import (
 )
 
 func TestTransportFaults(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	tr := login(t, s, "openid myinfo.name")
 	requests := map[Endpoint]func() *http.Request{
 		EndpointAuthorize: func() *http.Request {
@@ -79,7 +79,7 @@ func TestTransportFaults(t *testing.T) {
 }
 
 func TestDelayIsExcludedFromHandlerTime(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	const delay = 300 * time.Millisecond
 	s.SetFaults(Faults{Delay: map[Endpoint]time.Duration{EndpointJWKS: delay}})
 	before, handlerBefore := s.Requests(EndpointJWKS), s.HandlerTime()
@@ -100,10 +100,7 @@ func TestDelayIsExcludedFromHandlerTime(t *testing.T) {
 }
 
 func TestDelayEndsWhenClientGoesAwayOrServerCloses(t *testing.T) {
-	s, err := NewServer(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := Start(t, Options{}) // closed below, before the cleanup
 	s.SetFaults(Faults{Delay: map[Endpoint]time.Duration{EndpointJWKS: time.Hour, EndpointDiscovery: time.Hour}})
 
 	impatient := &http.Client{Timeout: 100 * time.Millisecond}
@@ -138,7 +135,7 @@ func TestDelayEndsWhenClientGoesAwayOrServerCloses(t *testing.T) {
 }
 
 func TestFaultsAreCopied(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	f := Faults{Status: map[Endpoint]int{EndpointJWKS: 500}}
 	s.SetFaults(f)
 	f.Status[EndpointJWKS] = 0 // must not reach the server

@@ -14,7 +14,7 @@ import (
 
 func TestIDTokenClaims(t *testing.T) {
 	c := newClock()
-	s := newTestServer(t, Options{Now: c.Now, Persona: "chen-mei-ling"})
+	s := Start(t, Options{Now: c.Now, Persona: "chen-mei-ling"})
 	tr := login(t, s, "openid myinfo.name")
 	claims, err := verifyIDToken(t, s, tr.IDToken)
 	if err != nil {
@@ -68,7 +68,7 @@ func TestIDTokenClaims(t *testing.T) {
 
 func TestIDTokenFaults(t *testing.T) {
 	c := newClock()
-	s := newTestServer(t, Options{Now: c.Now})
+	s := Start(t, Options{Now: c.Now})
 	now := float64(c.Now().Unix())
 	tests := []struct {
 		name   string
@@ -171,7 +171,7 @@ func TestIDTokenFaults(t *testing.T) {
 
 func TestHS256FaultWithShortSecret(t *testing.T) {
 	// go-jose refuses HMAC keys under 32 bytes; the forgery must not.
-	s := newTestServer(t, Options{Client: Client{Secret: "tiny"}, Persona: "lee-jun-wei"})
+	s := Start(t, Options{Client: Client{Secret: "tiny"}, Persona: "lee-jun-wei"})
 	s.SetFaults(Faults{HS256IDToken: true})
 	token := login(t, s, "openid").IDToken
 	if _, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.HS256}); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 func TestJWKSRotation(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	first := s.SigningKeyIDs()[0]
 	before := login(t, s, "openid").IDToken
 
@@ -42,7 +42,7 @@ func TestJWKSRotation(t *testing.T) {
 }
 
 func TestJWKSShape(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	resp := get(t, s.Issuer()+"/.well-known/jwks.json", nil)
 	var raw struct {
 		Keys []map[string]any `json:"keys"`
@@ -135,7 +135,7 @@ func TestEncodePEM(t *testing.T) {
 }
 
 func TestDiscovery(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	resp := get(t, s.Issuer()+"/.well-known/openid-configuration", nil)
 	var doc map[string]json.RawMessage
 	mustUnmarshal(t, resp.body, &doc)

@@ -10,7 +10,7 @@ import (
 )
 
 func TestAuthorizeRejectsBadRequests(t *testing.T) {
-	s := newTestServer(t, Options{Client: Client{
+	s := Start(t, Options{Client: Client{
 		RedirectURIs: []string{testRedirect, "https://app.test/cb?tenant=a"},
 		Scopes:       []string{"openid", "myinfo.name", "myinfo.future_field"},
 	}})
@@ -67,7 +67,7 @@ func TestAuthorizeRejectsBadRequests(t *testing.T) {
 }
 
 func TestAuthorizeRedirect(t *testing.T) {
-	s := newTestServer(t, Options{Client: Client{
+	s := Start(t, Options{Client: Client{
 		RedirectURIs: []string{testRedirect, "https://app.test/cb?tenant=a&x=1"},
 		Scopes:       []string{"openid", "myinfo.name", "myinfo.future_field"},
 	}})
@@ -104,7 +104,7 @@ func TestAuthorizeRedirect(t *testing.T) {
 }
 
 func TestTokenRejectsBadRequests(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	tests := []struct {
 		name       string
 		change     func(form url.Values, req *http.Request)
@@ -153,7 +153,7 @@ func TestTokenRejectsBadRequests(t *testing.T) {
 }
 
 func TestCodeIsSingleUse(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 
 	t.Run("after success", func(t *testing.T) {
 		p := newPKCE()
@@ -180,7 +180,7 @@ func TestCodeIsSingleUse(t *testing.T) {
 
 func TestLifetimes(t *testing.T) {
 	c := newClock()
-	s := newTestServer(t, Options{Now: c.Now, CodeTTL: time.Minute, TokenTTL: 10 * time.Minute})
+	s := Start(t, Options{Now: c.Now, CodeTTL: time.Minute, TokenTTL: 10 * time.Minute})
 
 	t.Run("code expires after CodeTTL", func(t *testing.T) {
 		p := newPKCE()

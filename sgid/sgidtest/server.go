@@ -1,17 +1,3 @@
-// Package sgidtest runs a fake sgID v2 server for tests, benchmarks and demos.
-//
-// The server speaks the protocol a relying party sees (authorize, token,
-// userinfo, JWKS, discovery) with real cryptography: RS256 ID tokens, a JWKS
-// with rotation, and userinfo encrypted end to end with JWE exactly as sgID
-// does it, in either of the two algorithm profiles met in practice. It is as
-// strict as the real server (PKCE S256, exact redirect_uri, single-use codes,
-// client_secret_post) so that a client passing against it is not merely
-// passing against a lenient fake. Faults make it misbehave on purpose, one
-// way at a time, so a client's refusals can be tested too.
-//
-// Personas are fictional people whose data covers every scope in the sgID
-// data catalog; a persona is consented to automatically, or chosen by a
-// person on an HTML page when Options.Chooser is set.
 package sgidtest
 
 import (
@@ -27,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -111,7 +98,21 @@ type Server struct {
 	state   store
 }
 
-// NewServer starts a server on 127.0.0.1 with an OS-chosen port.
+// Start starts a server for t, as NewServer does, fails t if opts are not
+// valid, and closes the server when t and its subtests are done.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := NewServer(opts)
+	if err != nil {
+		t.Fatalf("sgidtest: starting the server: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewServer starts a server on 127.0.0.1 with an OS-chosen port. Tests use
+// Start; NewServer is for programs without a testing.TB (a demo, a
+// benchmark driver).
 func NewServer(opts Options) (*Server, error) {
 	s, err := NewUnstartedServer(opts)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +34,7 @@ func TestNewServerValidatesOptions(t *testing.T) {
 }
 
 func TestRoutes(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	tests := []struct {
 		method, path string
 		want         int
@@ -81,7 +82,7 @@ func TestStartOn(t *testing.T) {
 }
 
 func TestPublicURL(t *testing.T) {
-	s := newTestServer(t, Options{PublicURL: "https://sgid.demo.test/"})
+	s := Start(t, Options{PublicURL: "https://sgid.demo.test/"})
 	if s.URL() != "https://sgid.demo.test" || s.Issuer() != "https://sgid.demo.test/v2" {
 		t.Errorf("URL %q, Issuer %q", s.URL(), s.Issuer())
 	}
@@ -93,7 +94,7 @@ func TestPublicURL(t *testing.T) {
 }
 
 func TestConcurrentLogins(t *testing.T) {
-	s := newTestServer(t, Options{Profile: ProfileObserved})
+	s := Start(t, Options{Profile: ProfileObserved})
 	var wg sync.WaitGroup
 	for i := range 6 {
 		// t.Run, because a test may only fail fatally in its own goroutine.
@@ -121,5 +122,45 @@ func loginLoop(t *testing.T, s *Server, i int) {
 		if got["myinfo.registered_address"] != Personas()[0].Data["myinfo.registered_address"] {
 			t.Errorf("address %q", got["myinfo.registered_address"])
 		}
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf is recorded instead of failing
+// the test that runs it.
+type fatalRecorder struct {
+	testing.TB
+	fatal string
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestStartFailsTheTestOnBadOptions(t *testing.T) {
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(r, Options{Persona: "nobody"})
+		t.Error("Start returned after bad options")
+	}()
+	<-done
+	if !strings.Contains(r.fatal, `unknown persona "nobody"`) {
+		t.Errorf("Start failed the test with %q, want the option's error", r.fatal)
+	}
+}
+
+func TestStartClosesTheServerWhenTheTestEnds(t *testing.T) {
+	var s *Server
+	t.Run("user", func(t *testing.T) {
+		s = Start(t, Options{})
+		if r := get(t, s.Issuer()+"/.well-known/jwks.json", nil); r.StatusCode != http.StatusOK {
+			t.Fatalf("jwks: status %d", r.StatusCode)
+		}
+	})
+	if resp, err := httpClient.Get(s.Issuer() + "/.well-known/jwks.json"); err == nil {
+		resp.Body.Close()
+		t.Error("the server still answers after its test ended")
 	}
 }

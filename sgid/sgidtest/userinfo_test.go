@@ -25,7 +25,7 @@ func TestUserInfoRoundTripsEveryPersona(t *testing.T) {
 		{ProfileObserved, "RSA-OAEP", "A128CBC-HS256", true, "dir", "A256GCM", 32, "dir", true, true},
 	}
 	for _, tc := range tests {
-		s := newTestServer(t, Options{Profile: tc.profile})
+		s := Start(t, Options{Profile: tc.profile})
 		for _, p := range Personas() {
 			t.Run(tc.keyAlg+"/"+p.ID, func(t *testing.T) {
 				if err := s.SetPersona(p.ID); err != nil {
@@ -74,7 +74,7 @@ func TestUserInfoRoundTripsEveryPersona(t *testing.T) {
 }
 
 func TestUserInfoOpenIDOnlyHasNoKeyOrData(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	tr := login(t, s, "openid")
 	resp := get(t, s.Issuer()+"/oauth/userinfo", http.Header{"Authorization": {"Bearer " + tr.AccessToken}})
 	var raw map[string]json.RawMessage
@@ -94,7 +94,7 @@ func TestUserInfoOpenIDOnlyHasNoKeyOrData(t *testing.T) {
 }
 
 func TestUserInfoRejectsBadTokens(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	good := login(t, s, "openid").AccessToken
 	for _, auth := range []string{"", "Bearer", "Bearer " + good + "x", "Basic " + good, "Bearer " + randomToken(32)} {
 		resp := get(t, s.Issuer()+"/oauth/userinfo", http.Header{"Authorization": {auth}})
@@ -108,7 +108,7 @@ func TestUserInfoRejectsBadTokens(t *testing.T) {
 }
 
 func TestUserInfoFaults(t *testing.T) {
-	s := newTestServer(t, Options{})
+	s := Start(t, Options{})
 	scope := "openid myinfo.name myinfo.email myinfo.sex"
 	tests := []struct {
 		name   string
@@ -192,7 +192,7 @@ func TestUserInfoForAGivenPublicKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, Options{Client: Client{ID: "given", Secret: "short", PublicKey: &k.PublicKey}})
+	s := Start(t, Options{Client: Client{ID: "given", Secret: "short", PublicKey: &k.PublicKey}})
 	if s.ClientKey() != nil || s.ClientSecret() != "short" || s.ClientID() != "given" {
 		t.Fatalf("client key %v, secret %q, id %q", s.ClientKey(), s.ClientSecret(), s.ClientID())
 	}
