@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"html/template"
 	"net/http"
-	"net/url"
 )
 
 // The pages are self-contained (no external assets) so the demo works
@@ -80,13 +79,13 @@ func (s *Server) renderChooser(w http.ResponseWriter, req authRequest, pending s
 	}{
 		ClientID:  req.clientID,
 		Fields:    fields,
-		CancelURL: consentURL(url.Values{"pending": {pending}, "cancel": {"1"}}),
+		CancelURL: consentURL(pending, choice{cancel: true}),
 	}
 	for _, p := range personas {
 		cp := chooserPersona{
 			ID:          p.ID,
 			Label:       p.Label,
-			ContinueURL: consentURL(url.Values{"pending": {pending}, "persona": {p.ID}}),
+			ContinueURL: consentURL(pending, choice{persona: p.ID}),
 		}
 		for _, f := range fields {
 			v, ok := p.Data[f]
@@ -98,11 +97,14 @@ func (s *Server) renderChooser(w http.ResponseWriter, req authRequest, pending s
 }
 
 // consentURL is relative so the page works under any PublicURL.
-func consentURL(q url.Values) string {
+func consentURL(pending string, c choice) string {
+	q := c.values()
+	q.Set("pending", pending)
 	return "/v2/oauth/authorize/consent?" + q.Encode()
 }
 
 func (s *Server) errorPage(w http.ResponseWriter, status int, reason string) {
+	w.Header().Set(errorHeader, reason)
 	renderPage(w, status, errorPageTemplate, reason)
 }
 

@@ -13,12 +13,26 @@
 // data catalog; a persona is consented to automatically, or chosen by a
 // person on an HTML page when Options.Chooser is set.
 //
-// A test starts a server in one line and configures the client under test
-// from it; the server is closed when the test ends:
+// A test in another project starts a server in one line, configures its
+// relying party from it, and plays the person at sgID without a browser or
+// HTML: Authorize answers the authorization URL the relying party built as a
+// persona logging in, Cancel as a person pressing Cancel, and each returns the
+// callback URL the browser would be sent to. The server is closed when the
+// test ends.
 //
-//	idp := sgidtest.Start(t, sgidtest.Options{
-//		Client: sgidtest.Client{RedirectURIs: []string{"https://app.test/callback"}},
-//	})
-//	client := myapp.NewSgIDClient(idp.URL(), idp.ClientID(), idp.ClientSecret(),
-//		sgidtest.EncodePKCS8(idp.ClientKey()))
+//	func TestLogin(t *testing.T) {
+//		idp := sgidtest.Start(t, sgidtest.Options{
+//			Client: sgidtest.Client{RedirectURIs: []string{"https://app.test/callback"}},
+//		})
+//		app := myapp.New(idp.URL(), idp.ClientID(), idp.ClientSecret(),
+//			sgidtest.EncodePKCS8(idp.ClientKey()))
+//		callback, err := idp.Authorize(t.Context(), app.LoginURL(), "tan-ah-kow")
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		user, err := app.HandleCallback(callback)
+//		if err != nil || user.Sub != sgidtest.PairwiseSub(idp.ClientID(), "tan-ah-kow") {
+//			t.Fatalf("logged in %v, %v", user, err)
+//		}
+//	}
 package sgidtest

@@ -82,6 +82,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if h, ok := r.Header[consentHeader]; ok { // Authorize or Cancel, for the person
+		q, _ := url.ParseQuery(h[0])
+		c, ok := parseChoice(q)
+		if !ok {
+			s.errorPage(w, http.StatusBadRequest, "unknown persona")
+			return
+		}
+		s.answer(w, r, req, c)
+		return
+	}
 	_, _, persona, chooser := s.snapshot()
 	if chooser {
 		s.renderChooser(w, req, s.putPending(req))
@@ -92,9 +102,8 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	personaID := q.Get("persona")
-	cancel := q.Get("cancel") != ""
-	if _, ok := personaByID(personaID); !ok && !cancel {
+	c, ok := parseChoice(q)
+	if !ok {
 		s.errorPage(w, http.StatusBadRequest, "unknown persona")
 		return
 	}
@@ -103,11 +112,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "this login request has expired or was already answered; start the login again")
 		return
 	}
-	if cancel {
-		redirectError(w, r, req, "access_denied", "the user cancelled the login")
-		return
-	}
-	s.redirectWithCode(w, r, req, personaID)
+	s.answer(w, r, req, c)
 }
 
 func (s *Server) redirectWithCode(w http.ResponseWriter, r *http.Request, req authRequest, persona string) {

@@ -288,6 +288,12 @@ func (s *Server) URL() string {
 	if s.publicURL != "" {
 		return s.publicURL
 	}
+	return s.listenerURL()
+}
+
+// listenerURL is the origin the server listens on, which is URL() unless
+// Options.PublicURL is set.
+func (s *Server) listenerURL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.url
