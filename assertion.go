@@ -28,8 +28,8 @@ func (h *Handler) newSigner(expand func(string, string) (string, error), keys *k
 		if err != nil {
 			return nil, err
 		}
-		if len(secret) < 32 {
-			return nil, fmt.Errorf("signing_secret is %d characters; it must be at least 32", len(secret))
+		if err := checkSecret("signing_secret", secret); err != nil {
+			return nil, err
 		}
 		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(secret)},
 			(&jose.SignerOptions{}).WithType("JWT"))

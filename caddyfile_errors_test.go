@@ -64,8 +64,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "scope without values", caddyfile: withCreds("\t\tscope\n"), want: "wrong argument count", line: 6},
 		{name: "hostname without a scheme", caddyfile: withCreds("\t\thostname api.id.gov.sg\n"), want: `hostname "api.id.gov.sg" is not an http(s) URL`, line: 6},
 		{name: "hostname with credentials", caddyfile: withCreds("\t\thostname https://user:pass@api.id.gov.sg\n"), want: "hostname must not hold credentials", line: 6},
-		{name: "redirect_uri without a host", caddyfile: withCreds("\t\tredirect_uri https://\n"), want: `redirect_uri "https://" must be an absolute http(s) URL`, line: 6},
-		{name: "redirect_uri not absolute", caddyfile: withCreds("\t\tredirect_uri /.sgid/callback\n"), want: `redirect_uri "/.sgid/callback" must be an absolute http(s) URL`, line: 6},
+		{name: "redirect_uri without a host", caddyfile: withCreds("\t\tredirect_uri https://\n"), want: `redirect_uri: redirect URI "https://" is not an absolute http(s) URL`, line: 6},
+		{name: "redirect_uri not absolute", caddyfile: withCreds("\t\tredirect_uri /.sgid/callback\n"), want: `redirect_uri: redirect URI "/.sgid/callback" is not an absolute http(s) URL`, line: 6},
 		{name: "cookie_name with the __Host- prefix", caddyfile: withCreds("\t\tcookie_name __Host-x\n\t\tanonymous\n"), want: `cookie_name "__Host-x"`, line: 6},
 
 		{name: "forward with three arguments", caddyfile: withCreds("\t\tforward myinfo.name X-Name extra\n"), want: "wrong argument count", line: 6},

@@ -85,7 +85,7 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 		return nil, err
 	}
 	s := strings.TrimSpace(string(v))
-	if len(s) < 32 {
+	if checkSecret("the stored session secret", s) != nil {
 		return nil, errors.New("the stored session secret is too short; delete it to have a new one made")
 	}
 	return []byte(s), nil

@@ -146,8 +146,8 @@ type forwardRule struct {
 }
 
 const (
-	defaultLifetime     = 12 * time.Hour
-	defaultIdle         = 30 * time.Minute
+	defaultLifetime     = session.DefaultLifetime
+	defaultIdle         = session.DefaultIdleTimeout
 	defaultAssertionTTL = 5 * time.Minute
 	attemptTTL          = 10 * time.Minute // how long a login may take, sgID's page included
 	subHeader           = "X-Sgid-Sub"
@@ -263,8 +263,8 @@ func (h *Handler) sessionSecrets(expand func(string, string) (string, error), ke
 		if err != nil {
 			return nil, err
 		}
-		if len(v) < 32 {
-			return nil, fmt.Errorf("session_secret #%d is %d characters; it must be at least 32 (caddy sgid-keygen makes one)", i+1, len(v))
+		if err := checkSecret(fmt.Sprintf("session_secret #%d", i+1), v); err != nil {
+			return nil, fmt.Errorf("%w (caddy sgid-keygen makes one)", err)
 		}
 		out = append(out, []byte(v))
 	}
@@ -289,13 +289,18 @@ func (h *Handler) buildForwarding() {
 	h.owned = map[string]bool{normalizeHeader(subHeader): true, normalizeHeader(assertionHeader): true}
 	h.forward = h.forward[:0]
 	for _, f := range h.Forward {
-		header := f.Header
-		if header == "" {
-			header = DefaultHeader(f.Field)
-		}
+		header := f.header()
 		h.forward = append(h.forward, forwardRule{field: f.Field, header: textproto.CanonicalMIMEHeaderKey(header)})
 		h.owned[normalizeHeader(header)] = true
 	}
+}
+
+// header is the header f is sent in: the one named, or DefaultHeader's.
+func (f Forward) header() string {
+	if f.Header != "" {
+		return f.Header
+	}
+	return DefaultHeader(f.Field)
 }
 
 // DefaultHeader is the header a forwarded field gets when none is named:
@@ -361,10 +366,7 @@ func (h *Handler) Validate() error {
 		if !inScope(f.Field) {
 			return invalid("forward", i, "forward %s: the field is not requested: add it to scope", f.Field)
 		}
-		header := f.Header
-		if header == "" {
-			header = DefaultHeader(f.Field)
-		}
+		header := f.header()
 		n := normalizeHeader(header)
 		if prev, dup := seen[n]; dup {
 			return invalid("forward", i, "forward: header %s is used for both %s and %s", header, prev, f.Field)
@@ -404,16 +406,18 @@ func (h *Handler) Validate() error {
 	if h.IdleTimeout > 0 && time.Duration(h.IdleTimeout) > lifetime {
 		return invalid("idle_timeout", 0, "idle_timeout %s is longer than the session lifetime %s", time.Duration(h.IdleTimeout), lifetime)
 	}
-	if h.CookieName != "" && !validCookieName(h.CookieName) {
-		return invalid("cookie_name", 0, "cookie_name %q: use letters, digits, '-' and '_' (at most 64), not starting with __", h.CookieName)
-	}
-	for i, s := range h.SessionSecrets {
-		if !hasPlaceholder(s) && len(s) < 32 {
-			return invalid("session_secret", i, "session_secret #%d is %d characters; it must be at least 32", i+1, len(s))
+	if h.CookieName != "" {
+		if err := session.CheckName(h.CookieName); err != nil {
+			return invalid("cookie_name", 0, "cookie_name %q: %w", h.CookieName, err)
 		}
 	}
-	if h.SigningSecret != "" && !hasPlaceholder(h.SigningSecret) && len(h.SigningSecret) < 32 {
-		return invalid("signing_secret", 0, "signing_secret is %d characters; it must be at least 32", len(h.SigningSecret))
+	for i, s := range h.SessionSecrets {
+		if err := checkSecret(fmt.Sprintf("session_secret #%d", i+1), s); !hasPlaceholder(s) && err != nil {
+			return invalid("session_secret", i, "%w", err)
+		}
+	}
+	if err := checkSecret("signing_secret", h.SigningSecret); h.SigningSecret != "" && !hasPlaceholder(h.SigningSecret) && err != nil {
+		return invalid("signing_secret", 0, "%w", err)
 	}
 	return nil
 }
@@ -427,13 +431,10 @@ func (f Forward) check() error {
 	if f.Field == "" {
 		return errors.New("a field is required")
 	}
-	header := f.Header
-	if header == "" {
-		if f.Field == "sub" {
-			return errors.New("sub is always sent as X-Sgid-Sub; name another header to copy it to")
-		}
-		header = DefaultHeader(f.Field)
+	if f.Header == "" && f.Field == "sub" {
+		return errors.New("sub is always sent as X-Sgid-Sub; name another header to copy it to")
 	}
+	header := f.header()
 	if !validHeaderName(header) {
 		return fmt.Errorf("%q is not a valid header name", header)
 	}
@@ -458,17 +459,13 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-func validCookieName(s string) bool {
-	if len(s) > 64 || strings.HasPrefix(s, "__") {
-		return false
+// checkSecret is the one rule for a configured secret's length: the session
+// codec's minimum, for session and HS256 signing secrets alike.
+func checkSecret(name, v string) error {
+	if len(v) < session.MinSecretLen {
+		return fmt.Errorf("%s is %d characters; it must be at least %d", name, len(v), session.MinSecretLen)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {

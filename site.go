@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sgidproxy/caddy-sgid/session"
+	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
 // site is where a handler serves, fixed at provisioning and never taken from a
@@ -53,12 +54,16 @@ func newSite(redirectURI, audience string, fromRoute func() (origin string, err 
 	return s, nil
 }
 
-// parseRedirectURI accepts an absolute http(s) URL without user info or a
-// fragment: the one rule for redirect_uri, at adapt time and at provisioning.
+// parseRedirectURI accepts what sgid.CheckRedirectURI does, within the size an
+// attempt cookie keeps: the rule for redirect_uri, at adapt time and at
+// provisioning.
 func parseRedirectURI(raw string) (*url.URL, error) {
+	if err := sgid.CheckRedirectURI(raw); err != nil {
+		return nil, fmt.Errorf("redirect_uri: %s", strings.TrimPrefix(err.Error(), "sgid: "))
+	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(raw, "#") {
-		return nil, fmt.Errorf("redirect_uri %q must be an absolute http(s) URL without user info or fragment", raw)
+	if err != nil {
+		return nil, fmt.Errorf("redirect_uri: %w", err)
 	}
 	if len(raw) > session.MaxRedirectURI {
 		// Each login attempt's cookie keeps it, within a fixed size.

@@ -126,6 +126,13 @@ const (
 	infoBlockKey = "caddy-sgid session cookie aes-256 v2"
 )
 
+// Defaults of Config, and the shortest secret it takes.
+const (
+	DefaultLifetime    = 12 * time.Hour
+	DefaultIdleTimeout = 30 * time.Minute // or the lifetime, if shorter
+	MinSecretLen       = 32
+)
+
 // Config configures a Codec. The zero value of every field but Secrets is usable.
 type Config struct {
 	// Name is the base cookie name: the session is Name, Name_1, Name_2, ... and each
@@ -199,10 +206,10 @@ func New(cfg Config) (*Codec, error) {
 		c.name = "sgid_session"
 	}
 	if c.lifetime == 0 {
-		c.lifetime = 12 * time.Hour
+		c.lifetime = DefaultLifetime
 	}
 	if c.idle == 0 {
-		c.idle = min(30*time.Minute, c.lifetime)
+		c.idle = min(DefaultIdleTimeout, c.lifetime)
 	}
 	if c.attemptTTL == 0 {
 		c.attemptTTL = 10 * time.Minute
@@ -220,8 +227,8 @@ func New(cfg Config) (*Codec, error) {
 		return nil, errors.New("session: no secrets configured")
 	}
 	for i, secret := range cfg.Secrets {
-		if len(secret) < 32 {
-			return nil, fmt.Errorf("session: secret %d is %d bytes, need at least 32", i, len(secret))
+		if len(secret) < MinSecretLen {
+			return nil, fmt.Errorf("session: secret %d is %d bytes, need at least %d", i, len(secret), MinSecretLen)
 		}
 		hashKey, blockKey, err := deriveKeys(secret, cfg.Binding)
 		if err != nil {
@@ -285,19 +292,29 @@ func keyInfo(label string, binding []string) string {
 	return string(b)
 }
 
-func (c *Codec) validate() error {
-	if len(c.name) > maxNameLen {
-		return fmt.Errorf("session: cookie name is %d characters, at most %d allowed", len(c.name), maxNameLen)
+// CheckName tells a cookie base name the codec can use (Config.Name) from one
+// it cannot: letters, digits, '-' and '_', at most 64, not starting "__". The
+// error says what is wrong, without the name.
+func CheckName(name string) error {
+	if len(name) > maxNameLen {
+		return fmt.Errorf("%d characters, at most %d allowed", len(name), maxNameLen)
 	}
-	for _, r := range c.name {
+	for _, r := range name {
 		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
-			return fmt.Errorf("session: cookie name %q: only letters, digits, '-' and '_' allowed", c.name)
+			return errors.New("only letters, digits, '-' and '_' allowed")
 		}
 	}
 	// Browsers give names starting "__Host-" or "__Secure-" (in any case) meaning of
 	// their own, and the __Host- form is derived here.
-	if strings.HasPrefix(c.name, "__") {
-		return fmt.Errorf("session: cookie name %q: must not start with \"__\"", c.name)
+	if strings.HasPrefix(name, "__") {
+		return errors.New(`must not start with "__"`)
+	}
+	return nil
+}
+
+func (c *Codec) validate() error {
+	if err := CheckName(c.name); err != nil {
+		return fmt.Errorf("session: cookie name %q: %w", c.name, err)
 	}
 	switch {
 	case c.lifetime < time.Second:

@@ -32,7 +32,7 @@ func (c *Client) NewAuthRequest(redirectURI string) (*AuthRequest, error) {
 		if redirectURI == "" {
 			return nil, errors.New("sgid: no redirect URI: set Config.RedirectURI or pass one")
 		}
-	} else if err := checkRedirectURI(redirectURI); err != nil {
+	} else if err := CheckRedirectURI(redirectURI); err != nil {
 		return nil, err
 	}
 	return &AuthRequest{

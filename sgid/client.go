@@ -107,7 +107,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if cfg.RedirectURI != "" {
-		if err := checkRedirectURI(cfg.RedirectURI); err != nil {
+		if err := CheckRedirectURI(cfg.RedirectURI); err != nil {
 			return nil, err
 		}
 	}
@@ -206,13 +206,19 @@ func CheckScopes(scopes []string) error {
 	return nil
 }
 
-func checkRedirectURI(raw string) error {
+// CheckRedirectURI is the rule for a redirect URI: an absolute http(s) URL with
+// a host, and neither user info nor a fragment (OAuth 2.0 forbids a fragment;
+// user info would be sent to sgID and back in every login).
+func CheckRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("sgid: redirect URI %q is not an absolute http(s) URL", sanitize(raw))
 	}
-	if u.Fragment != "" {
+	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return errors.New("sgid: redirect URI must not have a fragment")
+	}
+	if u.User != nil {
+		return errors.New("sgid: redirect URI must not have user info")
 	}
 	return nil
 }
