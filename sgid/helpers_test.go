@@ -2,11 +2,9 @@ package sgid_test
 
 import (
 	"crypto/rsa"
-	"html"
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -57,12 +55,7 @@ func newFakeSgID(t testing.TB, opts sgidtest.Options) *sgidtest.Server {
 	if opts.Client.PublicKey == nil {
 		opts.Client.PublicKey = &testClientKey(t).PublicKey
 	}
-	srv, err := sgidtest.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	return sgidtest.Start(t, opts)
 }
 
 const testRedirectURI = "https://app.example.gov.sg/.sgid/callback"
@@ -97,6 +90,8 @@ var noRedirects = &http.Client{
 
 // authorize plays the browser: it follows the authorization URL to the fake sgID
 // (which consents automatically) and returns the callback query it redirects to.
+// Unlike sgidtest's Server.Authorize it needs no *sgidtest.Server, so the
+// benchmarks use it against the server in their child process.
 func authorize(t testing.TB, c *sgid.Client, req *sgid.AuthRequest) url.Values {
 	t.Helper()
 	resp, err := noRedirects.Get(c.AuthURL(req))
@@ -123,31 +118,4 @@ func login(t testing.TB, c *sgid.Client) (*sgid.Identity, error) {
 		t.Fatal(err)
 	}
 	return c.Callback(t.Context(), authorize(t, c, req), req)
-}
-
-func readBody(t testing.TB, resp *http.Response) string {
-	t.Helper()
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// findAction returns the absolute URL of the link on an HTML page whose text is
-// label.
-func findAction(t testing.TB, srv *sgidtest.Server, page, label string) string {
-	t.Helper()
-	re := regexp.MustCompile(`<a [^>]*href="([^"]+)"[^>]*>` + regexp.QuoteMeta(label) + `</a>`)
-	m := re.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no link labelled %q on the page", label)
-	}
-	ref, err := url.Parse(html.UnescapeString(m[1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, _ := url.Parse(srv.URL() + "/")
-	return base.ResolveReference(ref).String()
 }
