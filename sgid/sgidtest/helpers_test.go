@@ -197,7 +197,7 @@ var (
 
 // decryptBlockKey opens the userinfo "key".
 func decryptBlockKey(keyJWE string, priv *rsa.PrivateKey) (*jose.JSONWebKey, *jose.JSONWebEncryption, error) {
-	obj, err := jose.ParseEncrypted(keyJWE, keyAlgs, contentEncs)
+	obj, err := jose.ParseEncryptedCompact(keyJWE, keyAlgs, contentEncs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -213,7 +213,7 @@ func decryptBlockKey(keyJWE string, priv *rsa.PrivateKey) (*jose.JSONWebKey, *jo
 }
 
 func decryptField(value string, blockKey *jose.JSONWebKey) (string, error) {
-	obj, err := jose.ParseEncrypted(value, dataAlgs, contentEncs)
+	obj, err := jose.ParseEncryptedCompact(value, dataAlgs, contentEncs)
 	if err != nil {
 		return "", err
 	}
@@ -244,7 +244,7 @@ func decryptUserInfo(t testing.TB, ui userInfo, priv *rsa.PrivateKey) map[string
 // the claims.
 func verifyIDToken(t testing.TB, s *Server, idToken string) (map[string]any, error) {
 	t.Helper()
-	jws, err := jose.ParseSigned(idToken, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(idToken, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}

@@ -174,7 +174,7 @@ func TestHS256FaultWithShortSecret(t *testing.T) {
 	s := Start(t, Options{Client: Client{Secret: "tiny"}, Persona: "lee-jun-wei"})
 	s.SetFaults(Faults{HS256IDToken: true})
 	token := login(t, s, "openid").IDToken
-	if _, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.HS256}); err != nil {
+	if _, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.HS256}); err != nil {
 		t.Fatal(err)
 	}
 	i := strings.LastIndexByte(token, '.')

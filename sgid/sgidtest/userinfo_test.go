@@ -60,7 +60,7 @@ func TestUserInfoRoundTripsEveryPersona(t *testing.T) {
 					t.Errorf("block key: %d bytes, alg %q, kid %q", len(k), jwk.Algorithm, jwk.KeyID)
 				}
 				for field, v := range ui.Data {
-					obj, err := jose.ParseEncrypted(v, dataAlgs, contentEncs)
+					obj, err := jose.ParseEncryptedCompact(v, dataAlgs, contentEncs)
 					if err != nil {
 						t.Fatalf("%s: %v", field, err)
 					}
@@ -121,7 +121,7 @@ func TestUserInfoFaults(t *testing.T) {
 			}
 		}},
 		{"GarbageKey", Faults{GarbageKey: true}, func(t *testing.T, ui userInfo) {
-			if _, err := jose.ParseEncrypted(*ui.Key, keyAlgs, contentEncs); err == nil {
+			if _, err := jose.ParseEncryptedCompact(*ui.Key, keyAlgs, contentEncs); err == nil {
 				t.Error("garbage key parsed as a JWE")
 			}
 			if strings.Count(*ui.Key, ".") != 4 {
@@ -150,10 +150,10 @@ func TestUserInfoFaults(t *testing.T) {
 		}},
 		{"DataAsJWS", Faults{DataAsJWS: true}, func(t *testing.T, ui userInfo) {
 			v := ui.Data["myinfo.sex"]
-			if _, err := jose.ParseEncrypted(v, dataAlgs, contentEncs); err == nil {
+			if _, err := jose.ParseEncryptedCompact(v, dataAlgs, contentEncs); err == nil {
 				t.Error("last field (myinfo.sex) parsed as a JWE")
 			}
-			jws, err := jose.ParseSigned(v, []jose.SignatureAlgorithm{jose.RS256})
+			jws, err := jose.ParseSignedCompact(v, []jose.SignatureAlgorithm{jose.RS256})
 			if err != nil {
 				t.Fatalf("last field is not a JWS: %v", err)
 			}
@@ -162,10 +162,10 @@ func TestUserInfoFaults(t *testing.T) {
 			}
 		}},
 		{"KeyRSA1_5", Faults{KeyRSA1_5: true}, func(t *testing.T, ui userInfo) {
-			if _, err := jose.ParseEncrypted(*ui.Key, keyAlgs, contentEncs); err == nil {
+			if _, err := jose.ParseEncryptedCompact(*ui.Key, keyAlgs, contentEncs); err == nil {
 				t.Error("key parsed with RSA1_5 outside the allowlist")
 			}
-			obj, err := jose.ParseEncrypted(*ui.Key, []jose.KeyAlgorithm{jose.RSA1_5}, contentEncs)
+			obj, err := jose.ParseEncryptedCompact(*ui.Key, []jose.KeyAlgorithm{jose.RSA1_5}, contentEncs)
 			if err != nil {
 				t.Fatal(err)
 			}
