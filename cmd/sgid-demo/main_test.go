@@ -193,7 +193,7 @@ func TestLogoutEndsTheSession(t *testing.T) {
 
 	resp, body = b.get(d.GatewayURL + "/.sgid/logout")
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/.sgid/logout" {
-		t.Fatalf("logout: %s, status %d", resp.Request.URL, resp.StatusCode)
+		t.Fatalf("logout: %s, status %d; body: %.300s", resp.Request.URL, resp.StatusCode, body)
 	}
 	resp, body = b.get(d.GatewayURL + "/")
 	onChooser(t, d, resp, body)
