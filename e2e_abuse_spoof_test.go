@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/fcgi"
-	"net/http/httptest"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -134,20 +133,6 @@ func cgiUpstream(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// sgidBlock is an sgid block like newGateway's, for extra sites of the same config.
-func sgidBlock(srv *sgidtest.Server, directives string) string {
-	return fmt.Sprintf(`sgid {
-		client_id {env.SGIDTEST_CLIENT_ID}
-		client_secret {env.SGIDTEST_CLIENT_SECRET}
-		private_key {env.SGIDTEST_PRIVATE_KEY}
-		hostname %s
-		scope openid myinfo.name myinfo.email myinfo.is_age_above_18
-		forward myinfo.name
-		forward myinfo.email X-Email
-		%s
-	}`, srv.URL(), directives)
-}
-
 // spoofSites is one Caddy config: the gated site (g; /cgi/* goes to a FastCGI
 // app), an anonymous site, a site whose require rule the persona fails, and a
 // bypass site without sgid, which shows what reaches an upstream unprotected.
@@ -163,11 +148,7 @@ func newSpoofSites(t *testing.T, serverOptions string) *spoofSites {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(seen{Path: r.URL.RequestURI(), Headers: r.Header})
-	}))
-	t.Cleanup(rec.Close)
+	rec := echoUpstream(t)
 	s := &spoofSites{cgi: cgiUpstream(t)}
 	cgiRoute := "route /cgi/* {\n\t\treverse_proxy " + s.cgi + " {\n\t\t\ttransport fastcgi\n\t\t}\n\t}"
 	ports := []int{freePort(t), freePort(t), freePort(t)}

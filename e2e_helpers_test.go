@@ -112,11 +112,7 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 		t.Cleanup(srv.Close)
 		g.sgid = srv
 	}
-	g.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(seen{Path: r.URL.RequestURI(), Headers: r.Header})
-	}))
-	t.Cleanup(g.upstream.Close)
+	g.upstream = echoUpstream(t)
 	if g.storage == "" {
 		g.storage = tempDir(t)
 	}
@@ -133,22 +129,9 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Setenv("SGIDTEST_CLIENT_ID", g.sgid.ClientID())
 	t.Setenv("SGIDTEST_CLIENT_SECRET", g.sgid.ClientSecret())
 	t.Setenv("SGIDTEST_PRIVATE_KEY", sgidtest.EncodePKCS8(g.sgid.ClientKey()))
-	scope := o.scope
-	if scope == "" {
-		scope = "openid myinfo.name myinfo.email myinfo.is_age_above_18"
-	}
 	block := o.sgidBlockRaw
 	if block == "" && !o.noSgIDBlock {
-		block = fmt.Sprintf(`sgid {
-		client_id {env.SGIDTEST_CLIENT_ID}
-		client_secret {env.SGIDTEST_CLIENT_SECRET}
-		private_key {env.SGIDTEST_PRIVATE_KEY}
-		hostname %s
-		scope %s
-		forward myinfo.name
-		forward myinfo.email X-Email
-		%s
-	}`, g.sgid.URL(), scope, o.directives)
+		block = sgidBlockScoped(g.sgid, o.scope, o.directives)
 	}
 	cfg := fmt.Sprintf(`{
 	admin localhost:%d
@@ -176,6 +159,45 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 		g.waitForCertificate()
 	}
 	return g
+}
+
+// echoUpstream is the app behind a gateway: it answers with what reached it
+// (seen), as JSON.
+func echoUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(seen{Path: r.URL.RequestURI(), Headers: r.Header})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// defaultScope is the scope of the harness's sgid blocks.
+const defaultScope = "openid myinfo.name myinfo.email myinfo.is_age_above_18"
+
+// sgidBlock is the harness's sgid block against srv, with the credentials
+// newGateway puts in the environment, the default scope and directives added:
+// the one template for every site of a test config.
+func sgidBlock(srv *sgidtest.Server, directives string) string {
+	return sgidBlockScoped(srv, "", directives)
+}
+
+// sgidBlockScoped is sgidBlock with a scope ("" for defaultScope).
+func sgidBlockScoped(srv *sgidtest.Server, scope, directives string) string {
+	if scope == "" {
+		scope = defaultScope
+	}
+	return fmt.Sprintf(`sgid {
+		client_id {env.SGIDTEST_CLIENT_ID}
+		client_secret {env.SGIDTEST_CLIENT_SECRET}
+		private_key {env.SGIDTEST_PRIVATE_KEY}
+		hostname %s
+		scope %s
+		forward myinfo.name
+		forward myinfo.email X-Email
+		%s
+	}`, srv.URL(), scope, directives)
 }
 
 // browser is a cookie-keeping client that acts like a browser navigating.

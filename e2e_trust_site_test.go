@@ -34,22 +34,10 @@ func stagingIdP(t *testing.T, prod *sgidtest.Server) *sgidtest.Server {
 	return srv
 }
 
-// siteBlock is a second site on g's Caddy, to the same upstream, with the
-// same client credentials as g's site.
-func siteBlock(address, hostname, directives string) string {
-	return fmt.Sprintf(`%s {
-	sgid {
-		client_id {env.SGIDTEST_CLIENT_ID}
-		client_secret {env.SGIDTEST_CLIENT_SECRET}
-		private_key {env.SGIDTEST_PRIVATE_KEY}
-		hostname %s
-		scope openid myinfo.name myinfo.email myinfo.is_age_above_18
-		forward myinfo.name
-		%s
-	}
-	reverse_proxy $UPSTREAM
-}
-`, address, hostname, directives)
+// siteBlock is a second site on a test config, to the same upstream, with the
+// same client credentials as the gateway's site and idp as its sgID.
+func siteBlock(address string, idp *sgidtest.Server, directives string) string {
+	return address + " {\n\t" + sgidBlock(idp, directives) + "\n\treverse_proxy $UPSTREAM\n}\n"
 }
 
 // A staging site on the same Caddy with the production client id but a test
@@ -68,7 +56,7 @@ func TestTrustSessionsFromAnotherIdPOrSiteAreNoSession(t *testing.T) {
 			staging := stagingIdP(t, idp)
 			stagingBase := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 			prod := newGateway(t, gatewayOptions{sgid: idp, directives: tt.directives,
-				extraSites: siteBlock(stagingBase, staging.URL(), tt.directives)})
+				extraSites: siteBlock(stagingBase, staging, tt.directives)})
 
 			b := prod.newBrowser()
 			resp, body := b.get(stagingBase + "/")
@@ -99,7 +87,7 @@ func TestTrustGeneratedKeysAreKeptPerIssuerAndClient(t *testing.T) {
 	idp := newIdP(t)
 	staging := stagingIdP(t, idp)
 	other := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	prod := newGateway(t, gatewayOptions{sgid: idp, extraSites: siteBlock(other, staging.URL(), "")})
+	prod := newGateway(t, gatewayOptions{sgid: idp, extraSites: siteBlock(other, staging, "")})
 	prod.login(prod.newBrowser(), "/")
 	resp, body := prod.newBrowser().get(other + "/")
 	upstreamSaw(t, resp, body)
@@ -124,7 +112,7 @@ func TestTrustHTTPSAndHTTPSitesSharingASecretDoNotShareSessions(t *testing.T) {
 	httpBase := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	idp := newIdP(t)
 	g := newGateway(t, gatewayOptions{https: true, sgid: idp, directives: secret,
-		extraSites: siteBlock(httpBase, idp.URL(), secret)})
+		extraSites: siteBlock(httpBase, idp, secret)})
 
 	secure := g.newBrowser()
 	g.login(secure, "/")
@@ -171,7 +159,7 @@ func TestTrustHostTheSiteDoesNotServeIsMisdirected(t *testing.T) {
 	idp := newIdP(t)
 	// One site block for two host names, fixed to one of them by redirect_uri.
 	g := newGateway(t, gatewayOptions{sgid: idp, httpPort: port, noSgIDBlock: true,
-		extraSites: siteBlock(fmt.Sprintf("http://localhost:%d, http://127.0.0.2:%d", port, port), idp.URL(),
+		extraSites: siteBlock(fmt.Sprintf("http://localhost:%d, http://127.0.0.2:%d", port, port), idp,
 			"redirect_uri http://localhost:"+fmt.Sprint(port)+"/.sgid/callback")})
 	b := g.newBrowser()
 	site := fmt.Sprintf("http://localhost:%d", port)
@@ -232,14 +220,11 @@ func newIdP(t *testing.T) *sgidtest.Server {
 // cookieHeaderFor is the Cookie header b's jar sends to base.
 func cookieHeaderFor(t *testing.T, b *browser, base string) string {
 	t.Helper()
-	var parts []string
-	for _, c := range b.client.Jar.Cookies(mustURL(t, base)) {
-		parts = append(parts, c.Name+"="+c.Value)
-	}
-	if len(parts) == 0 {
+	cs := b.client.Jar.Cookies(mustURL(t, base))
+	if len(cs) == 0 {
 		t.Fatalf("the browser holds no cookie for %s", base)
 	}
-	return strings.Join(parts, "; ")
+	return cookieHeader(cs)
 }
 
 // assertionClaims reads an assertion's claims without verifying it.
@@ -261,7 +246,7 @@ func assertionClaims(t *testing.T, token string) map[string]any {
 func TestTrustEachSiteHasItsOwnSigningKey(t *testing.T) {
 	other := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	idp := newIdP(t)
-	g := newGateway(t, gatewayOptions{sgid: idp, extraSites: siteBlock(other, idp.URL(), "")})
+	g := newGateway(t, gatewayOptions{sgid: idp, extraSites: siteBlock(other, idp, "")})
 	resp, body := g.newBrowser().get(other + "/")
 	s := upstreamSaw(t, resp, body)
 	token := s.header("X-Sgid-Assertion")
