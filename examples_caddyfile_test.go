@@ -307,17 +307,15 @@ func matchesAnySet(t *testing.T, ctx caddy.Context, sets []any, path string) boo
 			if err != nil {
 				t.Fatalf("loading matcher %s: %v", name, err)
 			}
-			var ok bool
-			switch m := mod.(type) {
-			case caddyhttp.RequestMatcherWithError:
-				ok, err = m.MatchWithError(req)
-				if err != nil {
-					t.Fatalf("matcher %s: %v", name, err)
-				}
-			case caddyhttp.RequestMatcher:
-				ok = m.Match(req)
-			default:
+			// Every matcher Caddy ships implements RequestMatcherWithError;
+			// RequestMatcher alone is deprecated.
+			m, isMatcher := mod.(caddyhttp.RequestMatcherWithError)
+			if !isMatcher {
 				t.Fatalf("matcher %s is a %T", name, mod)
+			}
+			ok, err := m.MatchWithError(req)
+			if err != nil {
+				t.Fatalf("matcher %s: %v", name, err)
 			}
 			all = all && ok
 		}
