@@ -2,12 +2,13 @@ package sgid
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"net/url"
 	"strings"
+
+	"golang.org/x/oauth2"
 )
 
 // AuthRequest is one login attempt: the secrets the callback must match. Keep it
@@ -20,7 +21,8 @@ type AuthRequest struct {
 	RedirectURI  string `json:"redirect_uri"`
 }
 
-// randomBytes is the entropy behind each of state, nonce and the PKCE verifier:
+// randomBytes is the entropy behind each of state and nonce (and, through
+// oauth2.GenerateVerifier, the PKCE verifier):
 // 32 bytes, 256 bits, as the SDKs use.
 const randomBytes = 32
 
@@ -38,7 +40,7 @@ func (c *Client) NewAuthRequest(redirectURI string) (*AuthRequest, error) {
 	return &AuthRequest{
 		State:        randomToken(),
 		Nonce:        randomToken(),
-		CodeVerifier: randomToken(),
+		CodeVerifier: oauth2.GenerateVerifier(), // 32 random bytes, base64url: as randomToken
 		RedirectURI:  redirectURI,
 	}, nil
 }
@@ -53,10 +55,9 @@ func randomToken() string {
 }
 
 // CodeChallenge is the S256 PKCE challenge for verifier:
-// base64url-no-padding(SHA-256(verifier)).
+// base64url-no-padding(SHA-256(verifier)), as golang.org/x/oauth2 makes it.
 func CodeChallenge(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	return oauth2.S256ChallengeFromVerifier(verifier)
 }
 
 // AuthURL is where to send the browser to log in for req.
