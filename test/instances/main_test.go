@@ -53,11 +53,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, env ...string) *fixture {
 	t.Helper()
-	idp, err := sgidtest.NewServer(sgidtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(idp.Close)
+	idp := sgidtest.Start(t, sgidtest.Options{})
 	app := Upstream()
 	t.Cleanup(app.Close)
 	return &fixture{t: t, idp: idp, app: app, dir: t.TempDir(), env: append(Env(idp), env...), clients: map[Site]*http.Client{}}

@@ -73,17 +73,14 @@ func TestMain(m *testing.M) {
 // process stays far inside the default 20 MiB; a leak of even 100 bytes per
 // request passes it within the million-request run.
 func TestSoakMixedLoadAnswersRightAndStaysFlat(t *testing.T) {
-	idp, err := sgidtest.NewServer(sgidtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
+	idp := sgidtest.Start(t, sgidtest.Options{})
 	app := instances.Upstream()
 	defer app.Close()
 	dir := t.TempDir()
 	secret := strings.Repeat("soak", 4) + idp.ClientSecret() // 48 characters, only in the environment
 	site := instances.Site{Storage: filepath.Join(dir, "storage"), Upstream: strings.TrimPrefix(app.URL, "http://"),
 		Sgid: "\t\tsession_secret {env.SOAK_SESSION_SECRET}"}
+	var err error
 	if site.Addr, err = instances.FreeAddr(); err != nil {
 		t.Fatal(err)
 	}
