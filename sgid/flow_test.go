@@ -127,7 +127,9 @@ func TestJWKSIsCachedAndRefetchedOnRotation(t *testing.T) {
 	if n := srv.Requests(sgidtest.EndpointJWKS); n != 1 {
 		t.Fatalf("JWKS fetched %d times for 3 logins with one key, want 1", n)
 	}
-	srv.RotateSigningKey()
+	if _, err := srv.RotateSigningKey(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := login(t, c); err != nil {
 		t.Fatalf("login after rotation: %v", err)
 	}
@@ -180,7 +182,10 @@ func TestClockSkewIsAllowedBothWaysWithinTheLimit(t *testing.T) {
 func TestConcurrentLoginsAllSucceed(t *testing.T) {
 	srv := newFakeSgID(t, sgidtest.Options{})
 	c := clientFor(t, srv, sgidtest.Catalog(), nil)
-	srv.RotateSigningKey() // the first logins race to fetch the JWKS
+	// The first logins race to fetch the JWKS.
+	if _, err := srv.RotateSigningKey(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
@@ -237,7 +242,9 @@ func TestRotationJustAfterAFetchWaitsOutTheRateLimit(t *testing.T) {
 	if _, err := login(t, c); err != nil {
 		t.Fatal(err)
 	}
-	srv.RotateSigningKey()
+	if _, err := srv.RotateSigningKey(); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if _, err := login(t, c); err != nil {
 		t.Fatalf("the first login after a rotation within the refresh interval failed: %v", err)

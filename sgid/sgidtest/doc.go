@@ -35,4 +35,7 @@
 //			t.Fatalf("logged in %v, %v", user, err)
 //		}
 //	}
+//
+// Every method that can fail returns an error, and panics are left to
+// broken invariants; only Start, which has a test to fail, fails it.
 package sgidtest

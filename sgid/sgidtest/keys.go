@@ -31,17 +31,17 @@ func newSigningKey() (signingKey, error) {
 
 // RotateSigningKey makes a new signing key current and returns its kid. The
 // old keys stay in the JWKS, as a real server keeps them during a rotation,
-// until RetireOldSigningKeys. It panics if no key can be made, which for
-// a pooled or generated RSA key means the process is broken anyway.
-func (s *Server) RotateSigningKey() (kid string) {
+// until RetireOldSigningKeys. If no key can be made, the keys stay as they
+// were.
+func (s *Server) RotateSigningKey() (kid string, err error) {
 	k, err := newSigningKey()
 	if err != nil {
-		panic(fmt.Sprintf("sgidtest: rotating signing key: %v", err))
+		return "", fmt.Errorf("rotating signing key: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys = append(s.keys, k)
-	return k.kid
+	return k.kid, nil
 }
 
 // RetireOldSigningKeys drops every key but the current one from the JWKS, so

@@ -14,7 +14,10 @@ func TestJWKSRotation(t *testing.T) {
 	first := s.SigningKeyIDs()[0]
 	before := login(t, s, "openid").IDToken
 
-	second := s.RotateSigningKey()
+	second, err := s.RotateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if second == first {
 		t.Fatal("rotation kept the kid")
 	}
