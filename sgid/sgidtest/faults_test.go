@@ -1,10 +1,12 @@
 package sgidtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +134,32 @@ func TestDelayEndsWhenClientGoesAwayOrServerCloses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("delayed request still pending after Close")
 	}
+}
+
+func TestDelayOnAPostEndsWhenClientGoesAway(t *testing.T) {
+	// net/http notices a client going away only once the request body is
+	// read; the token endpoint is a POST.
+	s := Start(t, Options{})
+	s.SetFaults(Faults{Delay: map[Endpoint]time.Duration{EndpointToken: time.Hour}})
+	impatient := &http.Client{Timeout: 100 * time.Millisecond}
+	if _, err := impatient.PostForm(s.Issuer()+"/oauth/token", url.Values{"grant_type": {"authorization_code"}}); err == nil {
+		t.Fatal("a token request delayed by an hour succeeded within 100ms")
+	}
+	// Before the cleanup's Close, which would end the delay too.
+	for deadline := time.Now().Add(5 * time.Second); delayedHandlers() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delay went on for 5s after the client went away")
+		}
+	}
+}
+
+// delayedHandlers counts the goroutines sleeping in an injected delay.
+func delayedHandlers() int {
+	buf := make([]byte, 1<<20)
+	for runtime.Stack(buf, true) == len(buf) {
+		buf = make([]byte, 2*len(buf))
+	}
+	return bytes.Count(buf, []byte("sgidtest.(*Server).applyTransportFaults("))
 }
 
 func TestFaultsAreCopied(t *testing.T) {
