@@ -22,41 +22,54 @@ type signer struct {
 	jwks []byte // the public keys as a JWK Set; nil for HS256
 }
 
-func (h *Handler) newSigner(expand func(string, string) (string, error), keys *keyStore) (*signer, error) {
+// signingKeys resolves the assertion's keys: the HS256 secret, the configured
+// ES256 keys, or the site's key generated into storage.
+func (h *Handler) signingKeys(expand func(string, string) (string, error), keys *keyStore, s *site) ([]*ecdsa.PrivateKey, []byte, error) {
 	if h.SigningSecret != "" {
 		secret, err := expand("signing_secret", h.SigningSecret)
 		if err != nil {
+			return nil, nil, err
+		}
+		return nil, []byte(secret), nil
+	}
+	if len(h.SigningKeys) == 0 {
+		k, err := keys.signingKey(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("assertion signing key from storage: %w", err)
+		}
+		return []*ecdsa.PrivateKey{k}, nil, nil
+	}
+	var ecKeys []*ecdsa.PrivateKey
+	for i, text := range h.SigningKeys {
+		v, err := expand(fmt.Sprintf("signing_key #%d", i+1), text)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, err := parseECKey(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("signing_key #%d: %w", i+1, err)
+		}
+		ecKeys = append(ecKeys, k)
+	}
+	return ecKeys, nil, nil
+}
+
+// newSigner signs with the HS256 secret if there is one, else with the first
+// ES256 key, publishing every key's public half.
+func newSigner(ecKeys []*ecdsa.PrivateKey, secret []byte) (*signer, error) {
+	if secret != nil {
+		if err := checkSecret("signing_secret", string(secret)); err != nil {
 			return nil, err
 		}
-		if err := checkSecret("signing_secret", secret); err != nil {
-			return nil, err
-		}
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(secret)},
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
 			(&jose.SignerOptions{}).WithType("JWT"))
 		if err != nil {
 			return nil, fmt.Errorf("signing_secret: %w", err)
 		}
 		return &signer{sign: s}, nil
 	}
-
-	var ecKeys []*ecdsa.PrivateKey
-	if len(h.SigningKeys) == 0 {
-		k, err := keys.signingKey(h.site)
-		if err != nil {
-			return nil, fmt.Errorf("assertion signing key from storage: %w", err)
-		}
-		ecKeys = append(ecKeys, k)
-	}
-	for i, text := range h.SigningKeys {
-		v, err := expand(fmt.Sprintf("signing_key #%d", i+1), text)
-		if err != nil {
-			return nil, err
-		}
-		k, err := parseECKey(v)
-		if err != nil {
-			return nil, fmt.Errorf("signing_key #%d: %w", i+1, err)
-		}
-		ecKeys = append(ecKeys, k)
+	if len(ecKeys) == 0 {
+		return nil, errors.New("no assertion signing key")
 	}
 	set := jose.JSONWebKeySet{}
 	for _, k := range ecKeys {

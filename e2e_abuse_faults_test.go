@@ -211,7 +211,10 @@ func TestAbuseJWKSRotationDuringLogins(t *testing.T) {
 	landed := finish(4, 8, func() { g.sgid.RotateSigningKey() })
 
 	// Between logins: sgID signs with a key the gateway has not fetched.
-	kid := g.sgid.RotateSigningKey()
+	kid, err := g.sgid.RotateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := fetch(g.newBrowser().client, g.base+"/next", "text/html")
 	if o.status != http.StatusOK {
 		if msg := checkFailure(o, http.StatusBadGateway, "Login failed", log.text(t)); msg != "" {

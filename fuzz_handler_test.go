@@ -17,7 +17,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 	"github.com/sgidproxy/caddy-sgid/session"
@@ -76,6 +75,14 @@ type fuzzGateway struct {
 	session [2]string // [secure] "name=value; ..." of a session
 }
 
+// cookieTokens stand for g's valid cookies in seeds: cookies are bound to the
+// fake sgID's issuer, whose port changes from run to run, so committed seeds
+// name them and each run mints them.
+func (g *fuzzGateway) cookieTokens() *strings.Replacer {
+	return strings.NewReplacer("{attempt}", g.attempt[0], "{attempt-tls}", g.attempt[1],
+		"{session}", g.session[0], "{session-tls}", g.session[1])
+}
+
 func newFuzzGateway(t testing.TB) *fuzzGateway {
 	t.Helper()
 	key, err := sgidtest.NewRSAKey()
@@ -107,33 +114,8 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	// Provisioned as handler_bench_test.go does, which is Provision without a
-	// Caddy config to give it storage, and with the codec's clock stopped.
-	h.logger = zap.NewNop()
-	h.lifetime, h.idle, h.assertTTL = defaultLifetime, defaultIdle, defaultAssertionTTL
-	if h.site, err = newSite(h.RedirectURI, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	h.client, err = sgid.New(sgid.Config{
-		ClientID: h.ClientID, ClientSecret: h.ClientSecret, PrivateKey: h.PrivateKey, Hostname: h.Hostname,
-		RedirectURI: h.site.redirect, Scopes: h.Scopes, Timeout: time.Duration(h.Timeout), Observe: metrics.observeSgidCall,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.codec, err = session.New(session.Config{
-		Secrets: [][]byte{[]byte(fuzzSessionSecret)}, Lifetime: h.lifetime, IdleTimeout: h.idle,
-		Now: func() time.Time { return fuzzNow },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ident := func(_, v string) (string, error) { return v, nil }
-	if h.signer, err = h.newSigner(ident, nil); err != nil {
-		t.Fatal(err)
-	}
-	h.buildForwarding()
-	h.cache = newSessionCache(defaultCacheSize)
+	// Built as Provision builds it, with the codec's clock stopped.
+	buildForTest(t, h, fuzzAuth.RedirectURI, func() time.Time { return fuzzNow })
 	g := &fuzzGateway{h: h, sgid: srv}
 	for i, secure := range []bool{false, true} {
 		rec := httptest.NewRecorder()
@@ -279,7 +261,9 @@ func FuzzCallback(f *testing.F) {
 		_, err := w.Write([]byte("upstream"))
 		return err
 	})
+	tokens := g.cookieTokens()
 	f.Fuzz(func(t *testing.T, query, cookies string, flags byte) {
+		cookies = tokens.Replace(cookies)
 		if strings.Contains(query, "{code}") {
 			query = strings.ReplaceAll(query, "{code}", g.freshCode(t))
 		}
@@ -334,21 +318,21 @@ func TestFuzzCorpusValidCookiesStillRead(t *testing.T) {
 			query, cookies string
 			flags          byte
 		}{
-			"real-callback":                {g.callbackQuery(t), g.attempt[0], cb | flagHTML},
-			"real-callback-https-json":     {g.callbackQuery(t), g.attempt[1] + "; other=1", cb | flagTLS},
+			"real-callback":                {g.callbackQuery(t), "{attempt}", cb | flagHTML},
+			"real-callback-https-json":     {g.callbackQuery(t), "{attempt-tls}; other=1", cb | flagTLS},
 			"fresh-code-callback":          {"code={code}&" + state, "", cb | flagAttempt | flagHTML},
-			"fresh-code-with-session":      {state + "&code={code}", g.session[0], cb | flagAttempt},
-			"cancelled-at-sgid":            {"error=access_denied&error_description=User+cancelled+login&" + state, g.attempt[0], cb | flagHTML},
-			"both-attempt-forms":           {"code=" + g.freshCode(t) + "&" + state, g.attempt[1] + "\n" + g.attempt[0], cb | flagHTML},
-			"attempt-among-other-cookies":  {"code=AAAA&" + state, "theme=dark; " + g.attempt[0] + "; " + g.session[0], cb},
+			"fresh-code-with-session":      {state + "&code={code}", "{session}", cb | flagAttempt},
+			"cancelled-at-sgid":            {"error=access_denied&error_description=User+cancelled+login&" + state, "{attempt}", cb | flagHTML},
+			"both-attempt-forms":           {"code=" + g.freshCode(t) + "&" + state, "{attempt-tls}\n{attempt}", cb | flagHTML},
+			"attempt-among-other-cookies":  {"code=AAAA&" + state, "theme=dark; {attempt}; {session}", cb},
 			"no-attempt":                   {"code=AAAA&" + state, "sgid_session_login_AAAAAAAAAAAA=AAAA", cb | flagHTML},
 			"login-with-return-to":         {"return_to=%2Fapp%2Freports%3Fq%3D%E4%B8%AD", "", pathFlags("/.sgid/login") | flagHTML},
-			"logout-with-return-to":        {"return_to=/app/", g.session[0], pathFlags("/.sgid/logout") | flagHTML},
-			"logout-return-to-dot-dot":     {"return_to=/app/../.sgid/logout", g.session[0], pathFlags("/.sgid/logout") | flagHTML},
+			"logout-with-return-to":        {"return_to=/app/", "{session}", pathFlags("/.sgid/logout") | flagHTML},
+			"logout-return-to-dot-dot":     {"return_to=/app/../.sgid/logout", "{session}", pathFlags("/.sgid/logout") | flagHTML},
 			"logout-return-to-dot-dot-enc": {"return_to=/app/%252e%252e/.sgid/login", "", pathFlags("/.sgid/logout")},
 			"logout-return-to-fragment":    {"return_to=/app%23/../.sgid/logout", "", pathFlags("/.sgid/logout")},
-			"userinfo-with-session":        {"", g.session[1], pathFlags("/.sgid/userinfo") | flagTLS},
-			"app-with-session-and-attempt": {"a=1", g.session[0] + "; " + g.attempt[0], pathFlags("/app/page") | flagHTML},
+			"userinfo-with-session":        {"", "{session-tls}", pathFlags("/.sgid/userinfo") | flagTLS},
+			"app-with-session-and-attempt": {"a=1", "{session}; {attempt}", pathFlags("/app/page") | flagHTML},
 		} {
 			fuzzcorpus.Write(t, "FuzzCallback", name, s.query, s.cookies, s.flags)
 		}
@@ -362,18 +346,18 @@ func TestFuzzCorpusValidCookiesStillRead(t *testing.T) {
 		if len(args) != 3 || len(args[2]) != 1 {
 			t.Fatalf("%s: want a query, cookies and flags", file)
 		}
-		r := g.request("", args[1], args[2][0]&flagTLS) // the seed's transport picks the cookie names read
+		r := g.request("", g.cookieTokens().Replace(args[1]), args[2][0]&flagTLS) // the seed's transport picks the cookie names read
 		// A seed that carries a cookie of ours carries a valid one, unless its
 		// name says otherwise.
 		if strings.HasPrefix(filepath.Base(file), "no-") {
 			continue
 		}
-		if strings.Contains(args[1], "sgid_session_login_") {
+		if strings.Contains(args[1], "{attempt") {
 			if _, err := g.h.codec.ReadAttempt(r, fuzzAuth.State); err != nil {
 				t.Errorf("%s: %v: run go test -run TestFuzzCorpus -update-fuzz-corpus .", file, err)
 			}
 		}
-		if strings.Contains(args[1], "sgid_session=") {
+		if strings.Contains(args[1], "{session") {
 			if _, err := g.h.codec.Read(r); err != nil {
 				t.Errorf("%s: %v: run go test -run TestFuzzCorpus -update-fuzz-corpus .", file, err)
 			}

@@ -5,14 +5,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/sgidproxy/caddy-sgid/session"
-	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
@@ -99,27 +96,11 @@ func benchHandler(b testing.TB) *Handler {
 		b.Fatal(err)
 	}
 	h := &Handler{
-		Forward:     []Forward{{Field: "myinfo.name"}, {Field: "myinfo.email", Header: "X-Email"}},
-		SigningKeys: []string{signKey},
+		ClientID: "c", ClientSecret: "s", PrivateKey: sgidtest.EncodePKCS8(key),
+		Forward:        []Forward{{Field: "myinfo.name"}, {Field: "myinfo.email", Header: "X-Email"}},
+		SessionSecrets: []string{NewSessionSecret()},
+		SigningKeys:    []string{signKey},
 	}
-	h.logger = zap.NewNop()
-	h.lifetime, h.idle, h.assertTTL = defaultLifetime, defaultIdle, defaultAssertionTTL
-	if h.site, err = newSite("http://app.example/.sgid/callback", "", nil); err != nil {
-		b.Fatal(err)
-	}
-	h.client, err = sgid.New(sgid.Config{ClientID: "c", ClientSecret: "s", PrivateKey: sgidtest.EncodePKCS8(key), RedirectURI: h.site.redirect})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.codec, err = session.New(session.Config{Secrets: [][]byte{[]byte(NewSessionSecret())}, Lifetime: time.Hour, IdleTimeout: 30 * time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ident := func(_, v string) (string, error) { return v, nil }
-	if h.signer, err = h.newSigner(ident, nil); err != nil {
-		b.Fatal(err)
-	}
-	h.buildForwarding()
-	h.cache = newSessionCache(defaultCacheSize)
+	buildForTest(b, h, "http://app.example/.sgid/callback", nil)
 	return h
 }

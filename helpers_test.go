@@ -4,7 +4,31 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
+
+// buildForTest builds h as Provision does, from what Provision would resolve
+// for a site at redirectURI, without a Caddy config: the keys and secrets
+// must be in h (no storage), and now is the codec's clock (nil: time.Now).
+func buildForTest(tb testing.TB, h *Handler, redirectURI string, now func() time.Time) {
+	tb.Helper()
+	ident := func(_, v string) (string, error) { return v, nil }
+	res := resolved{clientID: h.ClientID, clientSecret: h.ClientSecret, privateKey: h.PrivateKey,
+		hostname: h.Hostname, observe: metrics.observeSgidCall, now: now}
+	var err error
+	if res.site, err = newSite(redirectURI, h.Audience, nil); err != nil {
+		tb.Fatal(err)
+	}
+	if res.sessionSecrets, err = h.sessionSecrets(ident, nil); err != nil {
+		tb.Fatal(err)
+	}
+	if res.signingKeys, res.signingSecret, err = h.signingKeys(ident, nil, res.site); err != nil {
+		tb.Fatal(err)
+	}
+	if err := h.build(res); err != nil {
+		tb.Fatal(err)
+	}
+}
 
 // Table tests of the pure helpers the pipeline is built on.
 
