@@ -66,12 +66,8 @@ func chunkedGateway(t *testing.T, o gatewayOptions) *gateway {
 	if o.sgid == nil {
 		// Children records of 2,400 bytes: a session of two cookies, the most
 		// one can be (session.MaxChunks).
-		srv, err := sgidtest.NewServer(sgidtest.Options{Persona: "nur-aisyah",
+		srv := sgidtest.Start(t, sgidtest.Options{Persona: "nur-aisyah",
 			Data: map[string]string{"myinfo.children_birth_records": `[{"name":"` + strings.Repeat("CHILD ", 398) + `"}]`}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
 		o.sgid = srv
 	}
 	o.scope = childrenScope

@@ -22,10 +22,9 @@ func (g *gateway) callbackURL(b *browser, path string) string {
 	if resp.StatusCode != http.StatusFound {
 		g.t.Fatalf("starting a login at %s: %d %.200s", path, resp.StatusCode, body)
 	}
-	resp, body = nf.get(resp.Header.Get("Location"))
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/.sgid/callback?") {
-		g.t.Fatalf("sgID's authorize: %d to %q, want a redirect to the callback; %.200s", resp.StatusCode, loc, body)
+	loc, err := g.sgid.Authorize(g.t.Context(), resp.Header.Get("Location"), "")
+	if err != nil || !strings.Contains(loc, "/.sgid/callback?") {
+		g.t.Fatalf("sgID's authorize: %q, %v; want a redirect to the callback", loc, err)
 	}
 	return loc
 }

@@ -143,11 +143,7 @@ type spoofSites struct {
 }
 
 func newSpoofSites(t *testing.T, serverOptions string) *spoofSites {
-	srv, err := sgidtest.NewServer(sgidtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{})
 	rec := echoUpstream(t)
 	s := &spoofSites{cgi: cgiUpstream(t)}
 	cgiRoute := "route /cgi/* {\n\t\treverse_proxy " + s.cgi + " {\n\t\t\ttransport fastcgi\n\t\t}\n\t}"

@@ -4,7 +4,6 @@ import (
 	"html"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -83,14 +82,8 @@ func TestTamperedSessionCookieIsACleanRelogin(t *testing.T) {
 	}
 }
 
-var cancelLink = regexp.MustCompile(`href="([^"]+)">Cancel<`)
-
 func TestCancelledLoginShowsTheCancelPage(t *testing.T) {
-	srv, err := sgidtest.NewServer(sgidtest.Options{Chooser: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{Chooser: true})
 	g := newGateway(t, gatewayOptions{sgid: srv})
 	b := g.newBrowser()
 
@@ -98,15 +91,12 @@ func TestCancelledLoginShowsTheCancelPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(chooser, "Continue as") {
 		t.Fatalf("expected sgID's chooser page, got %d %.200s", resp.StatusCode, chooser)
 	}
-	m := cancelLink.FindStringSubmatch(chooser)
-	if m == nil {
-		t.Fatal("no Cancel link on the chooser page")
-	}
-	cancel, err := resp.Request.URL.Parse(html.UnescapeString(m[1]))
+	// The person presses Cancel on the page the browser is on.
+	cancel, err := srv.Cancel(t.Context(), resp.Request.URL.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, body := b.get(cancel.String())
+	resp, body := b.get(cancel)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Login cancelled") {
 		t.Fatalf("cancel: %d %.300s, want 403 with the cancel page", resp.StatusCode, body)
 	}

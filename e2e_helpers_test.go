@@ -105,11 +105,7 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	adminPortOnce.Do(func() { adminPort = freePort(t) })
 	g := &gateway{t: t, sgid: o.sgid, storage: o.storage}
 	if g.sgid == nil {
-		srv, err := sgidtest.NewServer(sgidtest.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
+		srv := sgidtest.Start(t, sgidtest.Options{})
 		g.sgid = srv
 	}
 	g.upstream = echoUpstream(t)

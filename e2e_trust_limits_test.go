@@ -86,11 +86,7 @@ func TestTrustLoginsStartedCrossSiteCannotBloatTheCookieHeader(t *testing.T) {
 // with a page that names the cause, and writes no session: a session past the
 // budget would make every later request, logout included, too large.
 func TestTrustSessionTooLargeForItsCookiesFailsTheLoginClearly(t *testing.T) {
-	srv, err := sgidtest.NewServer(sgidtest.Options{Persona: "nur-aisyah"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{Persona: "nur-aisyah"})
 	g := newGateway(t, gatewayOptions{sgid: srv, scope: "openid myinfo.name myinfo.email myinfo.children_birth_records",
 		directives: "forward myinfo.children_birth_records X-Children"})
 	b := g.newBrowser()

@@ -23,14 +23,10 @@ import (
 // staging site pointed at a test IdP. Its users are other people.
 func stagingIdP(t *testing.T, prod *sgidtest.Server) *sgidtest.Server {
 	t.Helper()
-	srv, err := sgidtest.NewServer(sgidtest.Options{
+	srv := sgidtest.Start(t, sgidtest.Options{
 		Client:  sgidtest.Client{ID: prod.ClientID(), Secret: prod.ClientSecret(), PublicKey: &prod.ClientKey().PublicKey},
 		Persona: sgidtest.Personas()[1].ID,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
 	return srv
 }
 
@@ -209,11 +205,7 @@ func TestTrustHostTheSiteDoesNotServeIsMisdirected(t *testing.T) {
 // newIdP is a fake sgID for one test.
 func newIdP(t *testing.T) *sgidtest.Server {
 	t.Helper()
-	srv, err := sgidtest.NewServer(sgidtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{})
 	return srv
 }
 

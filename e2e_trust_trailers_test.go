@@ -119,11 +119,7 @@ func sendTrailers(t *testing.T, jar http.CookieJar, proto int, rawURL string, de
 // gateway, not Caddy); through the gateway none does, while the look-alike
 // trailer still arrives and the real identity headers are intact.
 func TestTrustTrailersNeverCarryIdentity(t *testing.T) {
-	srv, err := sgidtest.NewServer(sgidtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{})
 	up := trailerUpstream(t)
 	anon, bypass := fmt.Sprintf("https://127.0.0.1:%d", freePort(t)), fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
 	g := newGateway(t, gatewayOptions{

@@ -89,11 +89,7 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sgidtest.NewServer(sgidtest.Options{Client: sgidtest.Client{PublicKey: &key.PublicKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{Client: sgidtest.Client{PublicKey: &key.PublicKey}})
 	signKey, err := NewSigningKeyPEM()
 	if err != nil {
 		t.Fatal(err)

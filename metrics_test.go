@@ -2,7 +2,6 @@ package caddysgid_test
 
 import (
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"regexp"
@@ -42,8 +41,6 @@ func scrape(t *testing.T) (map[string]float64, string) {
 	return series, string(body)
 }
 
-var cancelHref = regexp.MustCompile(`href="([^"]+)">Cancel<`)
-
 // The scenario runs with two sgid handlers in the config, the second never
 // used, so that two handlers sharing one registry is part of it.
 const secondHandler = `handle /second/* {
@@ -57,11 +54,7 @@ const secondHandler = `handle /second/* {
 	}`
 
 func TestMetricsCountLoginsFailuresDenialsRefreshesAndSgIDCalls(t *testing.T) {
-	srv, err := sgidtest.NewServer(sgidtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := sgidtest.Start(t, sgidtest.Options{})
 	g := newGateway(t, gatewayOptions{
 		sgid:       srv,
 		directives: "require myinfo.is_age_above_18 true\n\t\tidle_timeout 4s",
@@ -82,21 +75,15 @@ func TestMetricsCountLoginsFailuresDenialsRefreshesAndSgIDCalls(t *testing.T) {
 	}
 
 	// Someone cancels at sgID.
-	srv.SetChooser(true)
 	b := g.newBrowser()
-	resp, chooser := b.get(g.base + "/")
-	m := cancelHref.FindStringSubmatch(chooser)
-	if m == nil {
-		t.Fatalf("no Cancel link on sgID's chooser: %d %.200s", resp.StatusCode, chooser)
-	}
-	cancel, err := resp.Request.URL.Parse(html.UnescapeString(m[1]))
+	resp, _ := b.noFollow().get(g.base + "/")
+	cancel, err := srv.Cancel(t.Context(), resp.Header.Get("Location"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, body := b.get(cancel.String()); resp.StatusCode != http.StatusForbidden {
+	if resp, body := b.get(cancel); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cancel: %d %.200s, want 403", resp.StatusCode, body)
 	}
-	srv.SetChooser(false)
 
 	// A callback no login attempt matches.
 	if resp, _ := g.newBrowser().get(g.base + "/.sgid/callback?state=forged&code=forged"); resp.StatusCode != http.StatusBadRequest {
