@@ -107,9 +107,3 @@ func (c *sessionCache) remove(key [32]byte) {
 	delete(c.m, key)
 	c.mu.Unlock()
 }
-
-func (c *sessionCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
-}
