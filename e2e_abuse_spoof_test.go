@@ -137,9 +137,9 @@ func cgiUpstream(t *testing.T) string {
 // app), an anonymous site, a site whose require rule the persona fails, and a
 // bypass site without sgid, which shows what reaches an upstream unprotected.
 type spoofSites struct {
-	g                       *gateway
-	anon, require, bypass   string
-	anonCGI, bypassCGI, cgi string
+	g                     *gateway
+	anon, require, bypass string
+	cgi                   string
 }
 
 func newSpoofSites(t *testing.T, serverOptions string) *spoofSites {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the upstream verification snippets in examples/verify/ need, so
-# that examples_test.go can run every one of them: PHP (with its openssl
+# Installs what the tests need: staticcheck (Go module proxy), and what the
+# upstream verification snippets in examples/verify/ need, so that
+# examples_test.go can run every one of them: PHP (with its openssl
 # extension), PyJWT with cryptography for Debian's /usr/bin/python3, Node.js with
 # npm, and the `jose` package for the Node snippet. Debian or Ubuntu; idempotent:
 # when everything is there it installs nothing and takes a second.
@@ -40,6 +41,14 @@ node_dir=verify/node
 if [ ! -f "$node_dir/node_modules/.package-lock.json" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
 	echo "setup: npm ci in examples/$node_dir"
 	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# staticcheck, which .ci/run runs after go vet: from the Go module proxy, once.
+staticcheck_version=v0.8.2
+staticcheck="$(go env GOPATH)/bin/staticcheck"
+if ! "$staticcheck" -version 2>/dev/null | grep -q "${staticcheck_version#v}"; then
+	echo "setup: go install staticcheck@$staticcheck_version"
+	go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
 fi
 
 echo "setup: php $(php -r 'echo PHP_VERSION;'), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), node $(node --version), jose $(node -p 'require("./'"$node_dir"'/node_modules/jose/package.json").version')"
