@@ -12,7 +12,8 @@ import (
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
-// caddyLog sends Caddy's log to a file; the option goes in the global options.
+// caddyLog sends a Caddy log to a file; newCaddyLog's option goes in the
+// global options.
 type caddyLog struct{ option, path string }
 
 func newCaddyLog(t *testing.T) caddyLog {
@@ -20,10 +21,11 @@ func newCaddyLog(t *testing.T) caddyLog {
 	return caddyLog{option: "log {\n\t\toutput file " + path + "\n\t\tlevel INFO\n\t}", path: path}
 }
 
+// text is what the log holds so far: nothing until Caddy writes a line.
 func (l caddyLog) text(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(l.path)
-	if err != nil {
+	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	return string(b)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -173,21 +172,11 @@ func (id identity) assertNoLeak(t *testing.T, what, text string) {
 	}
 }
 
-// accessLog is a site's access log file; the option goes in the site block.
-type accessLog struct{ option, path string }
-
-func newAccessLog(t *testing.T) accessLog {
+// newAccessLog is a site's access log file (a caddyLog whose option goes in
+// the site block).
+func newAccessLog(t *testing.T) caddyLog {
 	path := filepath.Join(tempDir(t), "access.log")
-	return accessLog{option: "log {\n\t\toutput file " + path + "\n\t}", path: path}
-}
-
-func (l accessLog) text(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(l.path)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return string(b)
+	return caddyLog{option: "log {\n\t\toutput file " + path + "\n\t}", path: path}
 }
 
 // awaitLine waits until a line of read() holds every one of parts.
