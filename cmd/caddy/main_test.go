@@ -60,6 +60,15 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	}
 }
 
+// validate writes body to a Caddyfile and runs caddy validate on it.
+func validate(t *testing.T, path, body string) (string, error) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+}
+
 func TestValidateNamesTheMistakeAndItsLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "Caddyfile")
 	const body = `app.example.gov.sg {
@@ -73,10 +82,7 @@ func TestValidateNamesTheMistakeAndItsLine(t *testing.T) {
 	reverse_proxy 127.0.0.1:9000
 }
 `
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+	out, err := validate(t, path, body)
 	if err == nil {
 		t.Fatalf("caddy validate accepted a forwarded field that is not in scope:\n%s", out)
 	}
@@ -106,10 +112,7 @@ func TestValidateRefusesASiteWithoutOneFixedHost(t *testing.T) {
 	reverse_proxy 127.0.0.1:9000
 }
 `
-			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			out, err := caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+			out, err := validate(t, path, body)
 			if err == nil {
 				t.Fatalf("caddy validate accepted a site without one fixed host:\n%s", out)
 			}
@@ -120,10 +123,7 @@ func TestValidateRefusesASiteWithoutOneFixedHost(t *testing.T) {
 			}
 			// With redirect_uri the same site is valid as far as the site goes.
 			fixed := strings.Replace(body, "client_id     test", "client_id     test\n\t\tredirect_uri  https://a.example.gov.sg/.sgid/callback", 1)
-			if err := os.WriteFile(path, []byte(fixed), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			out, _ = caddy(t, "validate", "--config", path, "--adapter", "caddyfile")
+			out, _ = validate(t, path, fixed)
 			if strings.Contains(out, "set redirect_uri") {
 				t.Errorf("with redirect_uri, caddy validate still asks for it:\n%s", out)
 			}
