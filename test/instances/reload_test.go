@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -158,8 +159,16 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 				req, _ = http.NewRequest(http.MethodGet, site+"/page?q=1", nil)
 				req.Header.Set("Accept", "text/html")
 			}
+			// Which connection the last attempt used: Go's client resends
+			// a POST with Idempotency-Key that met an idle close on a new
+			// connection, and that one can be dropped at the listener
+			// hand-over like any new connection.
+			var fresh atomic.Bool
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(info httptrace.GotConnInfo) { fresh.Store(!info.Reused) },
+			}))
 			resp, err := c.Do(req)
-			if err != nil && kind == "post-new-conn" && droppedAtReload(err) {
+			if err != nil && fresh.Load() && droppedAtReload(err) {
 				tally.mu.Lock()
 				tally.dropped++
 				tally.mu.Unlock()
@@ -215,6 +224,12 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 	if tally.transport+tally.unexpected > 0 {
 		t.Errorf("%d transport errors and %d unexpected responses, want none", tally.transport, tally.unexpected)
 	}
+	// The drop is the kernel's, bounded by what one accept queue holds at a
+	// listener close: a few per reload. More means connections are reset for
+	// another reason.
+	if maxDrops := 4 * (gens - 1); tally.dropped > maxDrops {
+		t.Errorf("%d new connections reset over %d reloads, want at most %d", tally.dropped, gens-1, maxDrops)
+	}
 	for g := 1; g <= gens; g++ {
 		if tally.gens[g] == 0 {
 			t.Errorf("no session request was served by generation %d: the load did not run through every reload", g)
@@ -233,9 +248,11 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 // on the old socket. A Caddy without sgid (only header and reverse_proxy), under
 // the same load, loses new connections at the same rate: one to three per six
 // reloads on the 2-core test machine. Go's client does not retry a fresh
-// connection. Requests on kept-alive
-// connections are not affected (the server closes them only when idle, and
-// clients retry those).
+// connection. Requests on kept-alive connections are not affected (the server
+// closes them only when idle, and clients retry those), but the retry itself
+// goes out on a new connection, which can meet the same drop: the worker
+// counts a failure as dropped only when its last attempt used a new
+// connection.
 func droppedAtReload(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 }
