@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
@@ -109,7 +110,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.RedirectURI); err != nil {
 				return err
 			}
-			if _, err := parseRedirectURI(h.RedirectURI); err != nil && !hasPlaceholder(h.RedirectURI) {
+			if _, err := gateway.ParseRedirectURI(h.RedirectURI); err != nil && !hasPlaceholder(h.RedirectURI) {
 				return d.Err(err.Error())
 			}
 		case "scope":

@@ -3,6 +3,7 @@ package caddysgid
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/sgidproxy/caddy-sgid/internal/fuzzcorpus"
 )
+
+// updateFuzzCorpus rewrites the shipped Caddyfile seeds (TestFuzzCaddyfileCorpusHoldsEveryShippedBlock).
+var updateFuzzCorpus = flag.Bool("update-fuzz-corpus", false, "rewrite the seeds in testdata/fuzz/")
 
 // caddyfileSeeds are the sgid blocks of every Caddyfile the repository ships, as
 // the handler's parser sees them: a matcher after "sgid" is the directive's, not

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
+	"github.com/sgidproxy/caddy-sgid/session"
 )
 
 // keyStore generates the gateway's own secrets once and keeps them in Caddy's
@@ -85,7 +87,7 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 		return nil, err
 	}
 	s := strings.TrimSpace(string(v))
-	if checkSecret("the stored session secret", s) != nil {
+	if session.CheckSecret("the stored session secret", s) != nil {
 		return nil, errors.New("the stored session secret is too short; delete it to have a new one made")
 	}
 	return []byte(s), nil
@@ -94,8 +96,8 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 // signingKey is the ES256 assertion key of one site and audience, stored as
 // PKCS#8 PEM: each site has its own key and JWKS, so an assertion minted by one
 // site's gateway never verifies against another's keys.
-func (k *keyStore) signingKey(s *site) (*ecdsa.PrivateKey, error) {
-	v, err := k.loadOrCreate("assertion-"+digest(s.origin, s.audience)+".key", func() ([]byte, error) {
+func (k *keyStore) signingKey(s *gateway.Site) (*ecdsa.PrivateKey, error) {
+	v, err := k.loadOrCreate("assertion-"+digest(s.Origin(), s.Audience())+".key", func() ([]byte, error) {
 		pemText, err := NewSigningKeyPEM()
 		return []byte(pemText), err
 	})
@@ -153,4 +155,36 @@ func parseECKey(text string) (*ecdsa.PrivateKey, error) {
 		return nil, errors.New("signing_key must be an ECDSA P-256 key (ES256)")
 	}
 	return ec, nil
+}
+
+// signingKeys resolves the assertion's keys: the HS256 secret, the configured
+// ES256 keys, or the site's key generated into storage.
+func (h *Handler) signingKeys(expand func(string, string) (string, error), keys *keyStore, s *gateway.Site) ([]*ecdsa.PrivateKey, []byte, error) {
+	if h.SigningSecret != "" {
+		secret, err := expand("signing_secret", h.SigningSecret)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, []byte(secret), nil
+	}
+	if len(h.SigningKeys) == 0 {
+		k, err := keys.signingKey(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("assertion signing key from storage: %w", err)
+		}
+		return []*ecdsa.PrivateKey{k}, nil, nil
+	}
+	var ecKeys []*ecdsa.PrivateKey
+	for i, text := range h.SigningKeys {
+		v, err := expand(fmt.Sprintf("signing_key #%d", i+1), text)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, err := parseECKey(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("signing_key #%d: %w", i+1, err)
+		}
+		ecKeys = append(ecKeys, k)
+	}
+	return ecKeys, nil, nil
 }

@@ -7,15 +7,12 @@
 package caddysgid
 
 import (
-	"time"
+	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
-
-	"github.com/sgidproxy/caddy-sgid/session"
-	"github.com/sgidproxy/caddy-sgid/sgid"
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 )
 
 func init() {
@@ -102,20 +99,7 @@ type Handler struct {
 	// ClockSkew is the tolerance on ID token times. Default: 60s.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
 
-	client  *sgid.Client
-	codec   *session.Codec
-	signer  *signer
-	cache   *sessionCache
-	forward []forwardRule
-	owned   map[string]bool // header names the gateway owns, canonical with '-'
-	logger  *zap.Logger
-	site    *site
-	// errorRoutes: a handle_errors route covers the site, so failures go to it
-	// as caddyhttp errors instead of the gateway's own pages.
-	errorRoutes bool
-	lifetime    time.Duration
-	idle        time.Duration
-	assertTTL   time.Duration
+	gw *gateway.Gateway // the request pipeline, built by Provision
 }
 
 // Forward passes one field to the upstream as a header.
@@ -135,21 +119,6 @@ type Requirement struct {
 	Values []string `json:"values"`
 }
 
-type forwardRule struct {
-	field, header string
-}
-
-const (
-	defaultLifetime     = session.DefaultLifetime
-	defaultIdle         = session.DefaultIdleTimeout
-	defaultAssertionTTL = 5 * time.Minute
-	attemptTTL          = 10 * time.Minute // how long a login may take, sgID's page included
-	subHeader           = "X-Sgid-Sub"
-	assertionHeader     = "X-Sgid-Assertion"
-	ownedPrefix         = "x-sgid-"
-	reservedPrefix      = "/.sgid/"
-)
-
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -158,11 +127,16 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// ServeHTTP runs the request through the gateway (internal/gateway).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.gw.ServeHTTP(w, r, next)
+}
+
 // Cleanup lets go of what a replaced config held: idle connections to sgID would
 // otherwise linger until their idle timeout after every reload.
 func (h *Handler) Cleanup() error {
-	if h.client != nil {
-		h.client.CloseIdleConnections()
+	if h.gw != nil {
+		h.gw.Close()
 	}
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,93 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/sgidproxy/caddy-sgid/session"
-	"github.com/sgidproxy/caddy-sgid/sgid"
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 )
-
-// site is where a handler serves, fixed at provisioning and never taken from a
-// request: the assertion's iss and aud, the login's redirect URI, the binding of
-// its cookies and the keys it generates all derive from it. A request for any
-// other Host is refused.
-type site struct {
-	origin   string // scheme://host[:port], default port dropped: the assertion's iss
-	host     string // host[:port] as a request's Host must carry it, lowercase
-	secure   bool   // the origin is https
-	redirect string // the redirect URI registered with sgID
-	audience string // the assertion's aud
-}
-
-// newSite fixes the site from redirect_uri when it is set, and otherwise from
-// fromRoute: the origin of the one host the enclosing route matches.
-func newSite(redirectURI, audience string, fromRoute func() (origin string, err error)) (*site, error) {
-	if redirectURI == "" {
-		origin, err := fromRoute()
-		if err != nil {
-			return nil, err
-		}
-		redirectURI = origin + reservedPrefix + "callback"
-	}
-	u, err := parseRedirectURI(redirectURI)
-	if err != nil {
-		return nil, err
-	}
-	s := &site{secure: u.Scheme == "https", redirect: redirectURI}
-	s.host = canonicalHost(u.Host, s.secure)
-	s.origin = u.Scheme + "://" + s.host
-	s.audience = audience
-	if s.audience == "" {
-		s.audience = s.host
-	}
-	return s, nil
-}
-
-// parseRedirectURI accepts what sgid.CheckRedirectURI does, within the size an
-// attempt cookie keeps: the rule for redirect_uri, at adapt time and at
-// provisioning.
-func parseRedirectURI(raw string) (*url.URL, error) {
-	if err := sgid.CheckRedirectURI(raw); err != nil {
-		return nil, fmt.Errorf("redirect_uri: %s", strings.TrimPrefix(err.Error(), "sgid: "))
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("redirect_uri: %w", err)
-	}
-	if len(raw) > session.MaxRedirectURI {
-		// Each login attempt's cookie keeps it, within a fixed size.
-		return nil, fmt.Errorf("redirect_uri is %d characters; at most %d", len(raw), session.MaxRedirectURI)
-	}
-	return u, nil
-}
-
-// canonicalHost lowercases a host[:port] and drops the scheme's default port,
-// so that "App.example:443" and "app.example" are the same site over https.
-func canonicalHost(hostport string, secure bool) string {
-	hostport = strings.ToLower(hostport)
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return strings.TrimSuffix(hostport, ".")
-	}
-	host = strings.TrimSuffix(host, ".")
-	if (secure && port == "443") || (!secure && port == "80") || port == "" {
-		if strings.Contains(host, ":") {
-			return "[" + host + "]"
-		}
-		return host
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// serves reports whether a request's Host is this site's.
-func (s *site) serves(requestHost string) bool {
-	return requestHost == s.host || canonicalHost(requestHost, s.secure) == s.host
-}
-
-// misdirected answers a request for a Host this site does not serve: it starts
-// no login and gets no identity, since its cookies, redirect URI and assertion
-// would all be another site's.
-func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) error {
-	return h.fail(w, r, outMisdirected, nil, "")
-}
 
 // errNoFixedSite is the provisioning error for a site that does not name one
 // host and port; the message says how to fix it.
@@ -227,12 +140,12 @@ func listenPort(listen []string) (int, error) {
 // gateway returns its failures as errors only where such a route exists, and
 // writes its own pages everywhere else (another site on the same server may
 // have handle_errors of its own).
-func errorRoutesCover(ctx caddy.Context, s *site) bool {
+func errorRoutesCover(ctx caddy.Context, s *gateway.Site) bool {
 	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
 	if srv == nil || srv.Errors == nil {
 		return false
 	}
-	host := s.host
+	host := s.Host()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 	"github.com/sgidproxy/caddy-sgid/session"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
@@ -64,7 +65,7 @@ func (h *Handler) Validate() error {
 			return invalid("forward", i, "forward %s: the field is not requested: add it to scope", f.Field)
 		}
 		header := f.header()
-		n := normalizeHeader(header)
+		n := gateway.NormalizeHeader(header)
 		if prev, dup := seen[n]; dup {
 			return invalid("forward", i, "forward: header %s is used for both %s and %s", header, prev, f.Field)
 		}
@@ -99,7 +100,7 @@ func (h *Handler) Validate() error {
 	if h.ClockSkew > caddy.Duration(10*time.Minute) {
 		return invalid("clock_skew", 0, "clock_skew must be at most 10m")
 	}
-	lifetime := durationOr(h.SessionLifetime, defaultLifetime)
+	lifetime := durationOr(h.SessionLifetime, session.DefaultLifetime)
 	if h.IdleTimeout > 0 && time.Duration(h.IdleTimeout) > lifetime {
 		return invalid("idle_timeout", 0, "idle_timeout %s is longer than the session lifetime %s", time.Duration(h.IdleTimeout), lifetime)
 	}
@@ -109,11 +110,11 @@ func (h *Handler) Validate() error {
 		}
 	}
 	for i, s := range h.SessionSecrets {
-		if err := checkSecret(fmt.Sprintf("session_secret #%d", i+1), s); !hasPlaceholder(s) && err != nil {
+		if err := session.CheckSecret(fmt.Sprintf("session_secret #%d", i+1), s); !hasPlaceholder(s) && err != nil {
 			return invalid("session_secret", i, "%w", err)
 		}
 	}
-	if err := checkSecret("signing_secret", h.SigningSecret); h.SigningSecret != "" && !hasPlaceholder(h.SigningSecret) && err != nil {
+	if err := session.CheckSecret("signing_secret", h.SigningSecret); h.SigningSecret != "" && !hasPlaceholder(h.SigningSecret) && err != nil {
 		return invalid("signing_secret", 0, "%w", err)
 	}
 	return nil
@@ -135,8 +136,8 @@ func (f Forward) check() error {
 	if !validHeaderName(header) {
 		return fmt.Errorf("%q is not a valid header name", header)
 	}
-	n := normalizeHeader(header)
-	if n == normalizeHeader(subHeader) || n == normalizeHeader(assertionHeader) {
+	n := gateway.NormalizeHeader(header)
+	if n == gateway.NormalizeHeader(gateway.SubHeader) || n == gateway.NormalizeHeader(gateway.AssertionHeader) {
 		return fmt.Errorf("header %s is reserved", header)
 	}
 	return nil
@@ -154,15 +155,6 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
-}
-
-// checkSecret is the one rule for a configured secret's length: the session
-// codec's minimum, for session and HS256 signing secrets alike.
-func checkSecret(name, v string) error {
-	if len(v) < session.MinSecretLen {
-		return fmt.Errorf("%s is %d characters; it must be at least %d", name, len(v), session.MinSecretLen)
-	}
-	return nil
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {

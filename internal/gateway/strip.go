@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"io"
@@ -21,20 +21,20 @@ import (
 //     run (see trailerGuard).
 //
 // It runs first on every request, before any other decision.
-func (h *Handler) stripRequest(r *http.Request) {
-	h.stripTokens(r.Header, "Connection")
+func (g *Gateway) stripRequest(r *http.Request) {
+	g.stripTokens(r.Header, "Connection")
 	// net/http turns the Trailer header into r.Trailer's keys and deletes it,
 	// except on a request that is not chunked, where it stays a plain header.
-	h.stripTokens(r.Header, "Trailer")
-	h.strip(r.Header)
-	h.strip(r.Trailer)
+	g.stripTokens(r.Header, "Trailer")
+	g.strip(r.Header)
+	g.strip(r.Trailer)
 	if r.Body == nil || r.Body == http.NoBody {
 		return
 	}
 	// Trailers come only with a body of unknown length (chunked in HTTP/1.1)
 	// or with trailers declared (HTTP/2 copies nothing else).
 	if r.Trailer != nil || r.ContentLength < 0 {
-		r.Body = &trailerGuard{ReadCloser: r.Body, h: h, r: r}
+		r.Body = &trailerGuard{ReadCloser: r.Body, g: g, r: r}
 	}
 }
 
@@ -42,15 +42,15 @@ func (h *Handler) stripRequest(r *http.Request) {
 // prefix and each configured header, matched case-insensitively and with '_'
 // and '.' read as '-', as CGI-style upstreams do (PHP folds '.' into its
 // $_SERVER names as well as '-').
-func (h *Handler) strip(hdr http.Header) {
+func (g *Gateway) strip(hdr http.Header) {
 	for name := range hdr {
-		if h.ownsHeader(name) {
+		if g.ownsHeader(name) {
 			delete(hdr, name)
 		}
 	}
 }
 
-func (h *Handler) ownsHeader(name string) bool {
+func (g *Gateway) ownsHeader(name string) bool {
 	var buf [64]byte
 	folded := buf[:0]
 	if len(name) > len(buf) {
@@ -66,23 +66,23 @@ func (h *Handler) ownsHeader(name string) bool {
 		}
 		folded = append(folded, c)
 	}
-	return string(folded[:min(len(folded), len(ownedPrefix))]) == ownedPrefix || h.owned[string(folded)]
+	return string(folded[:min(len(folded), len(ownedHeaderPrefix))]) == ownedHeaderPrefix || g.owned[string(folded)]
 }
 
 // stripTokens removes the names the gateway owns from a header that lists
 // header names (Connection, Trailer), keeping every other token (keep-alive,
 // close, Upgrade); a line left empty goes, and the header with its last line.
 // Tokens are split and trimmed as reverse_proxy splits them.
-func (h *Handler) stripTokens(hdr http.Header, key string) {
+func (g *Gateway) stripTokens(hdr http.Header, key string) {
 	lines := hdr[key]
-	if !slices.ContainsFunc(lines, h.listsOwned) {
+	if !slices.ContainsFunc(lines, g.listsOwned) {
 		return // the common case allocates nothing
 	}
 	kept := lines[:0:0]
 	for _, line := range lines {
 		var tokens []string
 		for t := range strings.SplitSeq(line, ",") {
-			if t = textproto.TrimString(t); t != "" && !h.ownsHeader(t) {
+			if t = textproto.TrimString(t); t != "" && !g.ownsHeader(t) {
 				tokens = append(tokens, t)
 			}
 		}
@@ -99,9 +99,9 @@ func (h *Handler) stripTokens(hdr http.Header, key string) {
 
 // listsOwned tells whether a comma-separated list of header names names one
 // the gateway owns.
-func (h *Handler) listsOwned(line string) bool {
+func (g *Gateway) listsOwned(line string) bool {
 	for t := range strings.SplitSeq(line, ",") {
-		if h.ownsHeader(textproto.TrimString(t)) {
+		if g.ownsHeader(textproto.TrimString(t)) {
 			return true
 		}
 	}
@@ -117,14 +117,14 @@ func (h *Handler) listsOwned(line string) bool {
 // a body cut short may have had its trailers read too.
 type trailerGuard struct {
 	io.ReadCloser
-	h *Handler
+	g *Gateway
 	r *http.Request // its Trailer field is read at the end: net/http may set it then
 }
 
 func (b *trailerGuard) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		b.h.strip(b.r.Trailer)
+		b.g.strip(b.r.Trailer)
 	}
 	return n, err
 }

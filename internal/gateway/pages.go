@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"crypto/rand"
@@ -34,7 +34,7 @@ h1{font-size:1.4rem}.id{color:#666;font-size:.85rem}a{color:#0b5cad}</style></he
 // the reference, for that route to render; otherwise it is the gateway's page,
 // or JSON for a client that does not want HTML. returnTo is where a new login
 // leads, for outcomes that offer one.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, o outcome, err error, returnTo string) error {
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, o outcome, err error, returnTo string) error {
 	id := errorID()
 	if o.metric != "" {
 		metrics.loginFailed(o.metric)
@@ -44,17 +44,17 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, o outcome, err er
 		fields = append(fields, zap.String("error", err.Error()))
 	}
 	if o.status >= 500 {
-		h.logger.Error("sgid request failed", fields...)
+		g.logger.Error("sgid request failed", fields...)
 	} else {
-		h.logger.Info("sgid request refused", fields...)
+		g.logger.Info("sgid request refused", fields...)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if h.errorRoutes {
+	if g.errorRoutes {
 		return caddyhttp.HandlerError{Err: outcomeError{o}, StatusCode: o.status, ID: id}
 	}
 	login := ""
 	if o.retry {
-		login = reservedPrefix + "login?return_to=" + url.QueryEscape(safeReturnTo(returnTo))
+		login = EndpointPrefix + "login?return_to=" + url.QueryEscape(safeReturnTo(returnTo))
 	}
 	if !wantsPage(r) {
 		body := map[string]string{"error": o.code, "message": o.message, "error_id": id}

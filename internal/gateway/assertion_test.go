@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 // The assertion is signed once per session, shared by concurrent requests, and
 // signed anew half way through its lifetime.
 func TestAssertionIsReusedAndRenewedHalfWay(t *testing.T) {
-	h := benchHandler(t)
+	h := benchGateway(t)
 	e := h.newEntry(&session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": "TAN AH KOW"}})
 	req := func() string { return h.assertionFor(e) }
 

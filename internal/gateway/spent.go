@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"crypto/sha256"

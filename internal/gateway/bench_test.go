@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sgidproxy/caddy-sgid/session"
-	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
 // BenchmarkAuthenticatedRequest is the gateway's cost on a request with a valid
@@ -27,7 +26,7 @@ func BenchmarkFirstRequest(b *testing.B) {
 }
 
 func benchSessionRequests(b *testing.B, cold bool) {
-	h := benchHandler(b)
+	h := benchGateway(b)
 	cookieReq := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	rec := httptest.NewRecorder()
 	if err := h.codec.Write(rec, cookieReq, &session.Data{Sub: "sub-1234567890", Fields: map[string]string{
@@ -74,7 +73,7 @@ func benchSessionRequests(b *testing.B, cold bool) {
 		}
 	}
 	b.StopTimer()
-	if last.Header.Get(assertionHeader) == "" || last.Header.Get(subHeader) != "sub-1234567890" {
+	if last.Header.Get(AssertionHeader) == "" || last.Header.Get(SubHeader) != "sub-1234567890" {
 		b.Fatal("the request did not get its identity")
 	}
 	repl := last.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -86,21 +85,7 @@ func benchSessionRequests(b *testing.B, cold bool) {
 	}
 }
 
-func benchHandler(b testing.TB) *Handler {
-	key, err := sgidtest.NewRSAKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	signKey, err := NewSigningKeyPEM()
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &Handler{
-		ClientID: "c", ClientSecret: "s", PrivateKey: sgidtest.EncodePKCS8(key),
-		Forward:        []Forward{{Field: "myinfo.name"}, {Field: "myinfo.email", Header: "X-Email"}},
-		SessionSecrets: []string{NewSessionSecret()},
-		SigningKeys:    []string{signKey},
-	}
-	buildForTest(b, h, "http://app.example/.sgid/callback", nil)
-	return h
+// benchGateway is a gateway for http://app.example forwarding two fields.
+func benchGateway(tb testing.TB) *Gateway {
+	return withForward(tb, Forward{Field: "myinfo.name", Header: DefaultHeader("myinfo.name")}, Forward{Field: "myinfo.email", Header: "X-Email"})
 }

@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"context"
@@ -66,10 +66,10 @@ func pathFlags(path string) byte {
 	panic(path)
 }
 
-// fuzzGateway is a Handler provisioned as Caddy provisions it, in front of a fake
+// fuzzGateway is a Gateway built as Provision builds it, in front of a fake
 // sgID, with the valid cookies a browser in the middle of a login would hold.
 type fuzzGateway struct {
-	h       *Handler
+	h       *Gateway
 	sgid    *sgidtest.Server
 	attempt [2]string // [secure] "name=value" of fuzzAuth's attempt cookie
 	session [2]string // [secure] "name=value; ..." of a session
@@ -90,28 +90,21 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 		t.Fatal(err)
 	}
 	srv := sgidtest.Start(t, sgidtest.Options{Client: sgidtest.Client{PublicKey: &key.PublicKey}})
-	signKey, err := NewSigningKeyPEM()
-	if err != nil {
-		t.Fatal(err)
+	cfg := testConfig(t, fuzzAuth.RedirectURI)
+	cfg.Client = sgid.Config{
+		ClientID:     srv.ClientID(),
+		ClientSecret: srv.ClientSecret(),
+		PrivateKey:   sgidtest.EncodePKCS8(key),
+		Hostname:     srv.URL(),
+		Scopes:       []string{"openid", "myinfo.name", "myinfo.email", "myinfo.is_age_above_18"},
+		Timeout:      5 * time.Second,
 	}
-	h := &Handler{
-		ClientID:       srv.ClientID(),
-		ClientSecret:   srv.ClientSecret(),
-		PrivateKey:     sgidtest.EncodePKCS8(key),
-		Hostname:       srv.URL(),
-		RedirectURI:    fuzzAuth.RedirectURI,
-		Scopes:         []string{"openid", "myinfo.name", "myinfo.email", "myinfo.is_age_above_18"},
-		Forward:        []Forward{{Field: "myinfo.name"}, {Field: "myinfo.email", Header: "X-Email"}},
-		Require:        []Requirement{{Field: "myinfo.is_age_above_18", Values: []string{"true"}}},
-		SessionSecrets: []string{fuzzSessionSecret},
-		SigningKeys:    []string{signKey},
-		Timeout:        caddy.Duration(5 * time.Second),
-	}
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg.Forward = []Forward{{Field: "myinfo.name", Header: DefaultHeader("myinfo.name")}, {Field: "myinfo.email", Header: "X-Email"}}
+	cfg.Require = []Requirement{{Field: "myinfo.is_age_above_18", Values: []string{"true"}}}
+	cfg.SessionSecrets = [][]byte{[]byte(fuzzSessionSecret)}
 	// Built as Provision builds it, with the codec's clock stopped.
-	buildForTest(t, h, fuzzAuth.RedirectURI, func() time.Time { return fuzzNow })
+	cfg.Now = func() time.Time { return fuzzNow }
+	h := newTestGateway(t, cfg)
 	g := &fuzzGateway{h: h, sgid: srv}
 	for i, secure := range []bool{false, true} {
 		rec := httptest.NewRecorder()
@@ -131,15 +124,6 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 		g.session[i] = cookieHeader(rec)
 	}
 	return g
-}
-
-// cookieHeader is the Cookie header a browser sends after the response rec.
-func cookieHeader(rec *httptest.ResponseRecorder) string {
-	var parts []string
-	for _, c := range rec.Result().Cookies() {
-		parts = append(parts, c.Name+"="+c.Value)
-	}
-	return strings.Join(parts, "; ")
 }
 
 var noRedirects = &http.Client{
@@ -216,7 +200,7 @@ func sameOriginTarget(loc string) bool {
 	if u, err := url.PathUnescape(p); err == nil {
 		p = u
 	}
-	return !strings.HasPrefix(path.Clean(p)+"/", reservedPrefix)
+	return !strings.HasPrefix(path.Clean(p)+"/", EndpointPrefix)
 }
 
 // FuzzCallback drives the handler, mostly at /.sgid/callback, with arbitrary query
@@ -285,7 +269,7 @@ func FuzzCallback(f *testing.F) {
 		if res.StatusCode >= 300 && res.StatusCode < 400 {
 			loc := res.Header.Get("Location")
 			if !sameOriginTarget(loc) && !strings.HasPrefix(loc, authorize) {
-				t.Fatalf("%s?%s redirects to %q: neither a same-origin path outside %s nor sgID", r.URL.Path, query, loc, reservedPrefix)
+				t.Fatalf("%s?%s redirects to %q: neither a same-origin path outside %s nor sgID", r.URL.Path, query, loc, EndpointPrefix)
 			}
 			// Only the codec can make an attempt cookie, and the only one it made
 			// returns to fuzzReturnTo.

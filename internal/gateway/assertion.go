@@ -1,4 +1,4 @@
-package caddysgid
+package gateway
 
 import (
 	"crypto"
@@ -22,43 +22,11 @@ type signer struct {
 	jwks []byte // the public keys as a JWK Set; nil for HS256
 }
 
-// signingKeys resolves the assertion's keys: the HS256 secret, the configured
-// ES256 keys, or the site's key generated into storage.
-func (h *Handler) signingKeys(expand func(string, string) (string, error), keys *keyStore, s *site) ([]*ecdsa.PrivateKey, []byte, error) {
-	if h.SigningSecret != "" {
-		secret, err := expand("signing_secret", h.SigningSecret)
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, []byte(secret), nil
-	}
-	if len(h.SigningKeys) == 0 {
-		k, err := keys.signingKey(s)
-		if err != nil {
-			return nil, nil, fmt.Errorf("assertion signing key from storage: %w", err)
-		}
-		return []*ecdsa.PrivateKey{k}, nil, nil
-	}
-	var ecKeys []*ecdsa.PrivateKey
-	for i, text := range h.SigningKeys {
-		v, err := expand(fmt.Sprintf("signing_key #%d", i+1), text)
-		if err != nil {
-			return nil, nil, err
-		}
-		k, err := parseECKey(v)
-		if err != nil {
-			return nil, nil, fmt.Errorf("signing_key #%d: %w", i+1, err)
-		}
-		ecKeys = append(ecKeys, k)
-	}
-	return ecKeys, nil, nil
-}
-
 // newSigner signs with the HS256 secret if there is one, else with the first
 // ES256 key, publishing every key's public half.
 func newSigner(ecKeys []*ecdsa.PrivateKey, secret []byte) (*signer, error) {
 	if secret != nil {
-		if err := checkSecret("signing_secret", string(secret)); err != nil {
+		if err := session.CheckSecret("signing_secret", string(secret)); err != nil {
 			return nil, err
 		}
 		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
@@ -94,11 +62,11 @@ func newSigner(ecKeys []*ecdsa.PrivateKey, secret []byte) (*signer, error) {
 }
 
 // assertion signs the claims for one session, valid from now for ttl.
-func (s *signer) assertion(d *session.Data, fields []forwardRule, issuer, audience string, now time.Time, ttl time.Duration) (string, error) {
+func (s *signer) assertion(d *session.Data, fields []Forward, issuer, audience string, now time.Time, ttl time.Duration) (string, error) {
 	claims := make(map[string]any, len(fields)+5)
 	for _, f := range fields {
-		if v, ok := d.Fields[f.field]; ok {
-			claims[f.field] = v
+		if v, ok := d.Fields[f.Field]; ok {
+			claims[f.Field] = v
 		}
 	}
 	claims["iss"] = issuer

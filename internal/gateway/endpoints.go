@@ -1,0 +1,192 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sgidproxy/caddy-sgid/session"
+	"github.com/sgidproxy/caddy-sgid/sgid"
+)
+
+// serveReserved answers the gateway's own endpoints under /.sgid/. Unknown
+// paths there are 404s and never reach the upstream.
+func (g *Gateway) serveReserved(w http.ResponseWriter, r *http.Request) error {
+	// The callback's URL holds the code and state: no page here may pass it on
+	// in a Referer.
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	switch strings.TrimPrefix(r.URL.Path, EndpointPrefix) {
+	case "callback":
+		return g.callback(w, r)
+	case "login":
+		return g.startLogin(w, r, safeReturnTo(r.URL.Query().Get("return_to")))
+	case "logout":
+		return g.logout(w, r)
+	case "userinfo":
+		return g.userinfo(w, r)
+	case "jwks.json":
+		return g.jwks(w, r)
+	}
+	return g.fail(w, r, outNotFound, nil, "")
+}
+
+// challenge answers a request without a session: a browser navigation starts a
+// login; anything else (XHR, fetch, API clients, non-GET) gets 401 with the URL
+// that starts one, since a redirect to sgID is useless to a script.
+func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request) error {
+	returnTo := safeReturnTo(r.URL.RequestURI())
+	if isNavigation(r) {
+		return g.startLogin(w, r, returnTo)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusUnauthorized, map[string]string{
+		"error":     "login_required",
+		"login_url": EndpointPrefix + "login?return_to=" + url.QueryEscape(returnTo),
+	})
+}
+
+// isNavigation is a browser loading a page (wantsPage) with a method a login
+// redirect can answer: a redirect to sgID and back cannot replay a POST.
+func isNavigation(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && wantsPage(r)
+}
+
+// startLogin sends the browser to sgID with a fresh state, nonce and PKCE
+// verifier, kept in this attempt's own cookie so several tabs can log in at once.
+func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+	req, err := g.client.NewAuthRequest(g.site.redirect)
+	if err != nil {
+		return g.fail(w, r, outStartFailed, err, "")
+	}
+	att := &session.Attempt{
+		State: req.State, Nonce: req.Nonce, CodeVerifier: req.CodeVerifier,
+		RedirectURI: req.RedirectURI, ReturnTo: returnTo,
+	}
+	if err := g.codec.WriteAttempt(w, r, att, isSecure(r)); err != nil {
+		return g.fail(w, r, outAttemptNotWritten, err, "")
+	}
+	metrics.loginsStarted.Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, g.client.AuthURL(req), http.StatusFound)
+	return nil
+}
+
+// callback completes a login: the attempt cookie named by state, the code
+// exchange, the ID token, the userinfo decryption; then a new session, the
+// attempt cleared, and a 303 back to where the user was going.
+func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	state := q.Get("state")
+	att, err := g.codec.ReadAttempt(r, state)
+	if err != nil {
+		return g.fail(w, r, outNoAttempt, err, "/")
+	}
+	// An attempt is single-use, whatever happens next: its cookie is cleared,
+	// and its state remembered, so that a saved copy of the cookie replayed
+	// with this URL is refused even if sgID would accept the code again.
+	g.codec.ClearAttempt(w, r, state, isSecure(r))
+	if !spentStates.spend(state, AttemptTTL) {
+		return g.fail(w, r, outAttemptSpent, nil, "/")
+	}
+	started := time.Now()
+	id, err := g.client.Callback(r.Context(), q, &sgid.AuthRequest{
+		State: att.State, Nonce: att.Nonce, CodeVerifier: att.CodeVerifier, RedirectURI: att.RedirectURI,
+	})
+	if err != nil {
+		return g.fail(w, r, callbackOutcome(err), err, att.ReturnTo)
+	}
+	d := &session.Data{Sub: id.Sub, Fields: g.keep(id.Data)}
+	if err := g.codec.Write(w, r, d, isSecure(r)); err != nil {
+		if errors.Is(err, session.ErrTooLarge) {
+			return g.fail(w, r, outSessionTooLarge, err, "")
+		}
+		return g.fail(w, r, outSessionNotWritten, err, att.ReturnTo)
+	}
+	metrics.loginsCompleted.Inc()
+	g.logger.Info("login completed", zap.Duration("sgid_duration", time.Since(started)))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, att.ReturnTo, http.StatusSeeOther)
+	return nil
+}
+
+// keep is data minimisation: only the fields the configuration uses are kept in
+// the session.
+func (g *Gateway) keep(data map[string]string) map[string]string {
+	out := make(map[string]string, len(g.forward)+len(g.require))
+	for _, f := range g.forward {
+		if v, ok := data[f.Field]; ok {
+			out[f.Field] = v
+		}
+	}
+	for _, req := range g.require {
+		if v, ok := data[req.Field]; ok {
+			out[req.Field] = v
+		}
+	}
+	return out
+}
+
+// logout ends the session and goes to return_to, or shows a page: sending the
+// user back into the site would only start a new login.
+func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
+	if key, ok := g.codec.Fingerprint(r); ok {
+		g.cache.remove(key)
+	}
+	g.codec.Clear(w, r, isSecure(r))
+	w.Header().Set("Cache-Control", "no-store")
+	if rt := r.URL.Query().Get("return_to"); rt != "" {
+		http.Redirect(w, r, safeReturnTo(rt), http.StatusSeeOther)
+		return nil
+	}
+	if !wantsPage(r) {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: "You have logged out.", Link: EndpointPrefix + "login", LinkText: "Log in again"})
+}
+
+// userinfo is the identity as JSON, for same-origin single-page apps. A user
+// the require rules refuse is refused here too: the endpoint is part of the
+// site.
+func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "no-store")
+	e := g.lookup(r)
+	if e == nil {
+		return writeJSON(w, http.StatusUnauthorized, map[string]string{
+			"error": "login_required", "login_url": EndpointPrefix + "login",
+		})
+	}
+	if !g.admitted(e.data) {
+		return g.denied(w, r)
+	}
+	out := map[string]string{"sub": e.data.Sub}
+	for _, f := range g.forward {
+		if v, ok := fieldValue(e.data, f.Field); ok {
+			out[f.Field] = v
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// jwks publishes the assertion's public keys. HS256 has none to publish.
+func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) error {
+	if g.signer.jwks == nil {
+		return g.fail(w, r, outNoPublicKeys, nil, "")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(g.signer.jwks)
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
