@@ -2,8 +2,9 @@
 // login in front of applications that know nothing about OpenID Connect. It runs
 // the sgID authorization-code flow, keeps the session in encrypted cookies, and
 // hands the upstream the user's pairwise sub and chosen myinfo fields as headers
-// plus one signed assertion. This package is the Caddy glue; the protocol lives
-// in ./sgid and the cookie codec in ./session.
+// plus one signed assertion. This package is the Caddy glue: configuration,
+// Caddyfile, provisioning, keys in storage. The request pipeline lives in
+// ./internal/gateway, the protocol in ./sgid and the cookie codec in ./session.
 package caddysgid
 
 import (

@@ -14,9 +14,9 @@ import (
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
-// serveReserved answers the gateway's own endpoints under /.sgid/. Unknown
+// serveEndpoints answers the gateway's own endpoints under /.sgid/. Unknown
 // paths there are 404s and never reach the upstream.
-func (g *Gateway) serveReserved(w http.ResponseWriter, r *http.Request) error {
+func (g *Gateway) serveEndpoints(w http.ResponseWriter, r *http.Request) error {
 	// The callback's URL holds the code and state: no page here may pass it on
 	// in a Referer.
 	w.Header().Set("Referrer-Policy", "no-referrer")

@@ -164,7 +164,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.misdirected(w, r)
 	}
 	if strings.HasPrefix(r.URL.Path, EndpointPrefix) {
-		return g.serveReserved(w, r)
+		return g.serveEndpoints(w, r)
 	}
 	e := g.lookup(r)
 	if e == nil {
