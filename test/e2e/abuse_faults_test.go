@@ -1,4 +1,4 @@
-package caddysgid_test
+package e2e
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package caddysgid_test
+package e2e
 
 import (
 	"bytes"
@@ -43,10 +43,13 @@ var exampleCaddyfiles = []string{
 	"spa",
 }
 
+// examplesDir is the repository's examples/, from this package's directory.
+var examplesDir = filepath.Join("..", "..", "examples")
+
 const setupHint = "run `bash examples/setup.sh` to install what the snippets in examples/verify/ need"
 
 func TestExampleCaddyfilesAreTheListedPatterns(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("examples", "*.caddyfile"))
+	files, err := filepath.Glob(filepath.Join(examplesDir, "*.caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +100,7 @@ func TestExampleCaddyfilesAdaptAndProvision(t *testing.T) {
 	}
 	for _, name := range exampleCaddyfiles {
 		t.Run(name, func(t *testing.T) {
-			body, err := os.ReadFile(filepath.Join("examples", name+".caddyfile"))
+			body, err := os.ReadFile(filepath.Join(examplesDir, name+".caddyfile"))
 			if err != nil {
 				t.Fatal(err)
 			}

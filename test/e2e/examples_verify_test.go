@@ -1,4 +1,4 @@
-package caddysgid_test
+package e2e
 
 import (
 	"bytes"
@@ -33,10 +33,10 @@ type snippet struct {
 func exampleSnippets(t *testing.T) []snippet {
 	t.Helper()
 	goBin := filepath.Join(t.TempDir(), "verify")
-	if out, err := exec.Command("go", "build", "-o", goBin, "./examples/verify/go").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", goBin, filepath.Join(examplesDir, "verify", "go")).CombinedOutput(); err != nil {
 		t.Fatalf("building examples/verify/go: %v\n%s", err, out)
 	}
-	nodeDir := filepath.Join("examples", "verify", "node")
+	nodeDir := filepath.Join(examplesDir, "verify", "node")
 	var missing []string
 	probe := func(what string, name string, args ...string) {
 		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
@@ -54,9 +54,9 @@ func exampleSnippets(t *testing.T) []snippet {
 	}
 	return []snippet{
 		{"go", []string{goBin}},
-		{"python", []string{"/usr/bin/python3", filepath.Join("examples", "verify", "python", "verify.py")}},
+		{"python", []string{"/usr/bin/python3", filepath.Join(examplesDir, "verify", "python", "verify.py")}},
 		{"node", []string{"node", filepath.Join(nodeDir, "verify.mjs")}},
-		{"php", []string{"php", filepath.Join("examples", "verify", "php", "verify.php")}},
+		{"php", []string{"php", filepath.Join(examplesDir, "verify", "php", "verify.php")}},
 	}
 }
 

@@ -1,4 +1,4 @@
-package caddysgid_test
+package e2e
 
 // A goroutine count for leak tests that does not depend on what ran before:
 // it counts only goroutines started after a snapshot, and only those a login

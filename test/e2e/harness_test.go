@@ -1,4 +1,4 @@
-package caddysgid_test
+package e2e
 
 import (
 	"crypto/tls"
@@ -23,10 +23,6 @@ import (
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
-
-// The end-to-end tests drive a real Caddy, started in this process by caddytest
-// and reconfigured per test through its admin API, against the fake sgID server
-// and a real upstream that reports what reached it.
 
 var (
 	adminPortOnce sync.Once
