@@ -23,12 +23,9 @@ func newAttempt(state string) *Attempt {
 // startLogin writes an attempt into the browser, as a tab starting a login does.
 func (b *browser) startLogin(c *Codec, a *Attempt, secure bool) []*http.Cookie {
 	b.t.Helper()
-	b.tls = secure
-	rec := httptest.NewRecorder()
-	if err := c.WriteAttempt(rec, b.request(), a, secure); err != nil {
-		b.t.Fatalf("WriteAttempt: %v", err)
-	}
-	return b.apply(rec)
+	return b.respond(secure, "WriteAttempt", func(w http.ResponseWriter, r *http.Request) error {
+		return c.WriteAttempt(w, r, a, secure)
+	})
 }
 
 func TestAttemptsInSeveralTabs(t *testing.T) {

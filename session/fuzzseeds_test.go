@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,13 +74,7 @@ func attemptSeeds(t testing.TB, c *Codec) []attemptSeed {
 	forms := [2]*browser{newBrowser(t), newBrowser(t)}
 	for i := range 7 {
 		secure := i%2 == 1
-		b := forms[formOf(secure)]
-		b.tls = secure
-		rec := httptest.NewRecorder()
-		if err := c.WriteAttempt(rec, b.request(), newAttempt("tab-"+strconv.Itoa(i)), secure); err != nil {
-			t.Fatal(err)
-		}
-		b.apply(rec)
+		forms[formOf(secure)].startLogin(c, newAttempt("tab-"+strconv.Itoa(i)), secure)
 	}
 	b := forms[plainForm].clone()
 	maps.Copy(b.jar, forms[hostForm].jar)

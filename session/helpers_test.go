@@ -130,10 +130,20 @@ func (b *browser) clone() *browser {
 // write writes d into the browser and fails the test on error.
 func (b *browser) write(c *Codec, d *Data, secure bool) []*http.Cookie {
 	b.t.Helper()
+	return b.respond(secure, "Write", func(w http.ResponseWriter, r *http.Request) error {
+		return c.Write(w, r, d, secure)
+	})
+}
+
+// respond sends the jar over TLS or plain HTTP, as secure says, has answer respond
+// as the site would, and applies the cookies it set. If answer fails, so does the
+// test, naming what.
+func (b *browser) respond(secure bool, what string, answer func(http.ResponseWriter, *http.Request) error) []*http.Cookie {
+	b.t.Helper()
 	b.tls = secure
 	rec := httptest.NewRecorder()
-	if err := c.Write(rec, b.request(), d, secure); err != nil {
-		b.t.Fatalf("Write: %v", err)
+	if err := answer(rec, b.request()); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
 	}
 	return b.apply(rec)
 }

@@ -37,11 +37,7 @@ func TestReadRejectsTampering(t *testing.T) {
 		jar[name(0)] = count + rest
 	}
 	attempt := newBrowser(t)
-	rec := httptest.NewRecorder()
-	if err := c.WriteAttempt(rec, attempt.request(), &Attempt{State: "st"}, false); err != nil {
-		t.Fatal(err)
-	}
-	attempt.apply(rec)
+	attempt.startLogin(c, &Attempt{State: "st"}, false)
 
 	type tamper struct {
 		name string
