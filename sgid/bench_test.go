@@ -45,11 +45,7 @@ func BenchmarkCallback(b *testing.B) {
 			}
 			logins := make([]pending, b.N)
 			for i := range logins {
-				req, err := c.NewAuthRequest("")
-				if err != nil {
-					b.Fatal(err)
-				}
-				logins[i] = pending{req, authorize(b, c, req)}
+				logins[i].req, logins[i].query = startLogin(b, c)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -15,8 +15,7 @@ import (
 func TestReplayedCodeIsAnInvalidGrant(t *testing.T) {
 	srv := newFakeSgID(t, sgidtest.Options{})
 	c := clientFor(t, srv, nil, nil)
-	req, _ := c.NewAuthRequest("")
-	q := authorize(t, c, req)
+	req, q := startLogin(t, c)
 	if _, err := c.Callback(t.Context(), q, req); err != nil {
 		t.Fatalf("first use: %v", err)
 	}
@@ -32,8 +31,7 @@ func TestExpiredCodeIsAnInvalidGrant(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	srv := newFakeSgID(t, sgidtest.Options{CodeTTL: time.Minute, Now: clock})
 	c := clientFor(t, srv, nil, nil)
-	req, _ := c.NewAuthRequest("")
-	q := authorize(t, c, req)
+	req, q := startLogin(t, c)
 	mu.Lock()
 	now = now.Add(2 * time.Minute)
 	mu.Unlock()
@@ -45,8 +43,7 @@ func TestExpiredCodeIsAnInvalidGrant(t *testing.T) {
 func TestPKCEVerifierFromAnotherAttemptIsAnInvalidGrant(t *testing.T) {
 	srv := newFakeSgID(t, sgidtest.Options{})
 	c := clientFor(t, srv, nil, nil)
-	req, _ := c.NewAuthRequest("")
-	q := authorize(t, c, req)
+	req, q := startLogin(t, c)
 	other, _ := c.NewAuthRequest("")
 	stolen := *req
 	stolen.CodeVerifier = other.CodeVerifier
@@ -107,8 +104,7 @@ func TestSlowSgIDHitsTheTimeout(t *testing.T) {
 func TestUnreachableSgIDIsUnavailable(t *testing.T) {
 	srv := newFakeSgID(t, sgidtest.Options{})
 	c := clientFor(t, srv, nil, nil)
-	req, _ := c.NewAuthRequest("")
-	q := authorize(t, c, req)
+	req, q := startLogin(t, c)
 	srv.Close()
 	_, err := c.Callback(t.Context(), q, req)
 	if !errors.Is(err, sgid.ErrUnavailable) {

@@ -110,12 +110,21 @@ func authorize(t testing.TB, c *sgid.Client, req *sgid.AuthRequest) url.Values {
 	return loc.Query()
 }
 
-// login runs a whole login against the fake server.
-func login(t testing.TB, c *sgid.Client) (*sgid.Identity, error) {
+// startLogin begins a login attempt and plays the browser up to the callback: it
+// returns the attempt and the callback query, for the test to redeem, or to change
+// something before it does.
+func startLogin(t testing.TB, c *sgid.Client) (*sgid.AuthRequest, url.Values) {
 	t.Helper()
 	req, err := c.NewAuthRequest("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Callback(t.Context(), authorize(t, c, req), req)
+	return req, authorize(t, c, req)
+}
+
+// login runs a whole login against the fake server.
+func login(t testing.TB, c *sgid.Client) (*sgid.Identity, error) {
+	t.Helper()
+	req, q := startLogin(t, c)
+	return c.Callback(t.Context(), q, req)
 }
