@@ -3,12 +3,7 @@ package sgid_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"io"
 	"net/http"
@@ -166,18 +161,7 @@ func keyTextSeeds(t testing.TB) map[string]string {
 		t.Fatal(err)
 	}
 	pkcs1, pkcs8 := sgidtest.EncodePKCS1(k), sgidtest.EncodePKCS8(k)
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecDER, err := x509.MarshalECPrivateKey(ec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ecDER, pubDER := wrongKeyDER(t, k)
 	return map[string]string{
 		"pkcs8":                  pkcs8,
 		"pkcs1":                  pkcs1,
@@ -185,8 +169,8 @@ func keyTextSeeds(t testing.TB) map[string]string {
 		"pkcs1-quoted-crlf":      `"` + strings.ReplaceAll(pkcs1, "\n", `\r\n`) + `"`,
 		"newlines-lost":          strings.ReplaceAll(pkcs8, "\n", " "),
 		"double-escaped":         strings.ReplaceAll(pkcs8, "\n", `\\n`),
-		"ec-private-key":         string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})),
-		"public-key":             string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
+		"ec-private-key":         pemText("EC PRIVATE KEY", ecDER),
+		"public-key":             pemText("PUBLIC KEY", pubDER),
 		"pkcs1-label-on-pkcs8":   strings.ReplaceAll(pkcs8, "PRIVATE KEY", "RSA PRIVATE KEY"),
 	}
 }

@@ -52,22 +52,7 @@ func TestParsePrivateKeyNamesTheProblemWithoutEchoingTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecDER, err := x509.MarshalPKCS8PrivateKey(ec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecSEC1, err := x509.MarshalECPrivateKey(ec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ecDER, ecSEC1, pubDER := wrongKeyDER(t, key)
 	lines := strings.Split(strings.TrimSpace(pkcs8), "\n")
 	body := lines[1 : len(lines)-1]
 
@@ -119,6 +104,26 @@ func TestParsePrivateKeyNamesTheProblemWithoutEchoingTheKey(t *testing.T) {
 
 func pemText(typ string, der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
+
+// wrongKeyDER is key material of the kinds people paste where the RSA private key
+// belongs: a fresh P-256 private key in PKCS#8 and in SEC 1, and k's public key.
+func wrongKeyDER(t testing.TB, k *rsa.PrivateKey) (ecPKCS8, ecSEC1, public []byte) {
+	t.Helper()
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ecPKCS8, err = x509.MarshalPKCS8PrivateKey(ec); err != nil {
+		t.Fatal(err)
+	}
+	if ecSEC1, err = x509.MarshalECPrivateKey(ec); err != nil {
+		t.Fatal(err)
+	}
+	if public, err = x509.MarshalPKIXPublicKey(&k.PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	return ecPKCS8, ecSEC1, public
 }
 
 func TestDecryptionErrorBoundsNetworkText(t *testing.T) {
