@@ -51,13 +51,22 @@ const pendingTTL = 15 * time.Minute
 // expired entries are dropped every so many inserts.
 const sweepEvery = 1024
 
-func (s *Server) putCode(req authRequest, persona string) string {
-	code := randomToken(32)
+// put stores an entry under a fresh random key of n bytes: insert adds it, with
+// s.mu held, given the key and the time. Every insert comes through here, so that
+// afterInsert counts them all.
+func (s *Server) put(n int, insert func(key string, now time.Time)) string {
+	key := randomToken(n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.state.codes[code] = &authCode{req: req, persona: persona, expires: s.now().Add(s.codeTTL)}
+	insert(key, s.now())
 	s.afterInsert()
-	return code
+	return key
+}
+
+func (s *Server) putCode(req authRequest, persona string) string {
+	return s.put(32, func(code string, now time.Time) {
+		s.state.codes[code] = &authCode{req: req, persona: persona, expires: now.Add(s.codeTTL)}
+	})
 }
 
 // takeCode removes the code before anything checks it, so a code is spent
@@ -74,12 +83,9 @@ func (s *Server) takeCode(code string) (*authCode, bool) {
 }
 
 func (s *Server) putToken(persona string, scopes []string) string {
-	token := randomToken(32)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.state.tokens[token] = &accessToken{persona: persona, scopes: scopes, expires: s.now().Add(s.tokenTTL)}
-	s.afterInsert()
-	return token
+	return s.put(32, func(token string, now time.Time) {
+		s.state.tokens[token] = &accessToken{persona: persona, scopes: scopes, expires: now.Add(s.tokenTTL)}
+	})
 }
 
 // lookUpToken leaves the token in place: like the real server's, access
@@ -95,12 +101,9 @@ func (s *Server) lookUpToken(token string) (*accessToken, bool) {
 }
 
 func (s *Server) putPending(req authRequest) string {
-	id := randomToken(16)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.state.pending[id] = &pendingAuth{req: req, expires: s.now().Add(pendingTTL)}
-	s.afterInsert()
-	return id
+	return s.put(16, func(id string, now time.Time) {
+		s.state.pending[id] = &pendingAuth{req: req, expires: now.Add(pendingTTL)}
+	})
 }
 
 // takePending spends a chooser page: its choices work once, like the code
