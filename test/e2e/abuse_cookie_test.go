@@ -3,8 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,58 +10,12 @@ import (
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
-// caddyLog sends a Caddy log to a file; newCaddyLog's option goes in the
-// global options.
-type caddyLog struct{ option, path string }
-
-func newCaddyLog(t *testing.T) caddyLog {
-	path := filepath.Join(tempDir(t), "caddy.log")
-	return caddyLog{option: "log {\n\t\toutput file " + path + "\n\t\tlevel INFO\n\t}", path: path}
-}
-
-// text is what the log holds so far: nothing until Caddy writes a line.
-func (l caddyLog) text(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(l.path)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// assertNoPanicOrError fails on a recovered panic or an error-level line: a
-// request that should end as "no session" must not be a server error.
-func (l caddyLog) assertNoPanicOrError(t *testing.T) {
-	t.Helper()
-	l.check(t, func(line string) bool {
-		return strings.Contains(line, "panic") || strings.Contains(line, `"level":"error"`)
-	})
-}
-
-// assertNoPanic fails on a handler panic that net/http recovered and logged.
-func (l caddyLog) assertNoPanic(t *testing.T) {
-	t.Helper()
-	l.check(t, func(line string) bool { return strings.Contains(line, "panic") })
-}
-
-func (l caddyLog) check(t *testing.T, bad func(string) bool) {
-	t.Helper()
-	text := l.text(t)
-	if !strings.Contains(text, `"logger":"http.handlers.sgid"`) {
-		t.Fatal("the handler's lines are not in the captured log: the check would prove nothing")
-	}
-	for _, line := range strings.Split(text, "\n") {
-		if bad(line) {
-			t.Errorf("the log has: %.300s", line)
-		}
-	}
-}
-
 const childrenScope = "openid myinfo.name myinfo.email myinfo.children_birth_records"
 
-// chunkedGateway serves nur-aisyah, whose 4 KB of children's birth records,
-// forwarded, make a session several cookies long.
-func chunkedGateway(t *testing.T, o gatewayOptions) *gateway {
+// childrenGateway forwards the children's birth records of nur-aisyah, whose
+// 4 KB of them would make a session too large for its cookies: the fake sgID
+// it starts, unless o names one, cuts them to make a session of several.
+func childrenGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
 	if o.sgid == nil {
 		// Children records of 2,400 bytes: a session of two cookies, the most
@@ -75,15 +27,6 @@ func chunkedGateway(t *testing.T, o gatewayOptions) *gateway {
 	o.scope = childrenScope
 	o.directives += "\nforward myinfo.children_birth_records X-Children"
 	return newGateway(t, o)
-}
-
-// cookieHeader writes cookies as one Cookie header line, exactly as given.
-func cookieHeader(cs []*http.Cookie) string {
-	parts := make([]string, len(cs))
-	for i, c := range cs {
-		parts[i] = c.Name + "=" + c.Value
-	}
-	return "Cookie: " + strings.Join(parts, "; ")
 }
 
 // assertNoSession checks that a request with this Cookie header has no
@@ -113,17 +56,9 @@ func flip(v string, i int) (string, bool) {
 	return v[:i] + string(b64url[k^32]) + v[i+1:], true
 }
 
-func clone(cs []*http.Cookie) []*http.Cookie {
-	out := make([]*http.Cookie, len(cs))
-	for i, c := range cs {
-		out[i] = &http.Cookie{Name: c.Name, Value: c.Value}
-	}
-	return out
-}
-
 func TestAbuseTamperedChunkedSessionCookiesAreNoSession(t *testing.T) {
 	log := newCaddyLog(t)
-	g := chunkedGateway(t, gatewayOptions{globalExtra: log.option})
+	g := childrenGateway(t, gatewayOptions{globalExtra: log.option})
 	b, other := g.newBrowser(), g.newBrowser()
 	g.login(b, "/")
 	g.login(other, "/")
@@ -131,12 +66,12 @@ func TestAbuseTamperedChunkedSessionCookiesAreNoSession(t *testing.T) {
 	if len(good) != session.MaxChunks || len(theirs) != len(good) {
 		t.Fatalf("sessions of %d and %d cookies: the test needs two of %d", len(good), len(theirs), session.MaxChunks)
 	}
-	if resp, _ := g.newBrowser().api(http.MethodGet, g.base+"/api", cookieHeader(good)); resp.StatusCode != http.StatusOK {
-		t.Fatalf("the untouched cookies, sent as a header, got %d: the harness is wrong", resp.StatusCode)
+	if got := g.apiStatus(g.newBrowser(), cookieHeader(good)); got != http.StatusOK {
+		t.Fatalf("the untouched cookies, sent as a header, got %d: the harness is wrong", got)
 	}
 	withExtra := append(clone(good), &http.Cookie{Name: "sgid_session_9", Value: "left-over-chunk"})
-	if resp, _ := g.newBrowser().api(http.MethodGet, g.base+"/api", cookieHeader(withExtra)); resp.StatusCode != http.StatusOK {
-		t.Errorf("a chunk beyond the count, as an earlier login leaves, broke the session: %d", resp.StatusCode)
+	if got := g.apiStatus(g.newBrowser(), cookieHeader(withExtra)); got != http.StatusOK {
+		t.Errorf("a chunk beyond the count, as an earlier login leaves, broke the session: %d", got)
 	}
 
 	type tampering struct {
@@ -222,7 +157,7 @@ func TestAbuseRemovedSecretEndsChunkedSessionsAndPendingLogins(t *testing.T) {
 	const s1 = "first-secret-first-secret-first-secret"
 	const s2 = "second-secret-second-secret-second-secret"
 	log := newCaddyLog(t)
-	g := chunkedGateway(t, gatewayOptions{directives: "session_secret " + s1, globalExtra: log.option})
+	g := childrenGateway(t, gatewayOptions{directives: "session_secret " + s1, globalExtra: log.option})
 	b, pending := g.newBrowser(), g.newBrowser()
 	g.login(b, "/")
 	if n := len(g.sessionCookies(b)); n < 2 {
@@ -230,19 +165,18 @@ func TestAbuseRemovedSecretEndsChunkedSessionsAndPendingLogins(t *testing.T) {
 	}
 	inFlight := g.callbackURL(pending, "/was-pending")
 	reload := func(secrets string) {
-		chunkedGateway(t, gatewayOptions{directives: "session_secret " + secrets, sgid: g.sgid,
-			httpPort: atoi(t, mustURL(t, g.base).Port()), storage: g.storage, globalExtra: log.option})
+		childrenGateway(t, g.sameSite(gatewayOptions{directives: "session_secret " + secrets, globalExtra: log.option}))
 	}
 
 	sealedWithS1 := g.sessionCookies(b)
 	reload(s2 + " " + s1)
-	if resp, _ := b.api(http.MethodGet, g.base+"/api"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("with the old secret still listed: %d, want 200", resp.StatusCode)
+	if got := g.apiStatus(b); got != http.StatusOK {
+		t.Fatalf("with the old secret still listed: %d, want 200", got)
 	}
 	reload(s2)
 	g.assertNoSession(t, "session made with a removed secret", cookieHeader(sealedWithS1))
-	if resp, _ := b.api(http.MethodGet, g.base+"/api"); resp.StatusCode != http.StatusOK {
-		t.Errorf("the session resealed while both secrets were listed: %d after the old one was removed, want 200", resp.StatusCode)
+	if got := g.apiStatus(b); got != http.StatusOK {
+		t.Errorf("the session resealed while both secrets were listed: %d after the old one was removed, want 200", got)
 	}
 	resp, body := pending.noFollow().get(inFlight)
 	assertRefused(t, "a login started under a removed secret", resp, body, http.StatusBadRequest, "Login expired")
@@ -267,16 +201,15 @@ func TestAbuseHugeCookieHeaderIsNoSessionNeverAServerError(t *testing.T) {
 
 	t.Run("caddy's own limit", func(t *testing.T) {
 		g := newGateway(t, gatewayOptions{})
-		resp, _ := g.newBrowser().api(http.MethodGet, g.base+"/api", junk)
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("60 KB of cookies with Caddy's default header limit: %d, want 431", resp.StatusCode)
+		if got := g.apiStatus(g.newBrowser(), junk); got != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("60 KB of cookies with Caddy's default header limit: %d, want 431", got)
 		}
 		g.assertNoSession(t, "12 KB of junk cookies, under the limit", pad(12<<10, func(i int) string { return fmt.Sprintf("j%d=%s", i, strings.Repeat("j", 50)) }))
 	})
 
 	t.Run("limit raised to 1 MB", func(t *testing.T) {
 		log := newCaddyLog(t)
-		g := chunkedGateway(t, gatewayOptions{globalExtra: log.option + "\n\tservers {\n\t\tmax_header_size 1MB\n\t}"})
+		g := childrenGateway(t, gatewayOptions{globalExtra: log.option + "\n\tservers {\n\t\tmax_header_size 1MB\n\t}"})
 		b := g.newBrowser()
 		g.login(b, "/")
 		good := cookieHeader(g.sessionCookies(b))
@@ -304,9 +237,8 @@ func TestAbuseHugeCookieHeaderIsNoSessionNeverAServerError(t *testing.T) {
 				t.Errorf("%s: a login start answered with %d Set-Cookie headers, want at most 33", c.name, n)
 			}
 		}
-		resp, _ := g.newBrowser().api(http.MethodGet, g.base+"/api", good+"; "+strings.TrimPrefix(junk, "Cookie: "))
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("a good session beside 60 KB of junk cookies: %d, want 200", resp.StatusCode)
+		if got := g.apiStatus(g.newBrowser(), good+"; "+strings.TrimPrefix(junk, "Cookie: ")); got != http.StatusOK {
+			t.Errorf("a good session beside 60 KB of junk cookies: %d, want 200", got)
 		}
 		log.assertNoPanicOrError(t)
 	})

@@ -75,7 +75,7 @@ func TestAbuseSlowSgIDIsCutAtTheTimeoutAndOtherSitesStayFast(t *testing.T) {
 	g := newGateway(t, opts)
 	logged := g.newBrowser()
 	g.login(logged, "/")
-	opts.sgid, opts.storage, opts.httpPort = g.sgid, g.storage, atoi(t, mustURL(t, g.base).Port())
+	opts = g.sameSite(opts)
 
 	for _, e := range []sgidtest.Endpoint{sgidtest.EndpointToken, sgidtest.EndpointUserInfo, sgidtest.EndpointJWKS} {
 		t.Run(string(e), func(t *testing.T) {
@@ -153,7 +153,7 @@ func TestAbuseSgIDFailuresGiveCleanErrorPages(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if strings.HasPrefix(c.name, "jwks") {
 				// A new client, with no keys yet, on the same port and storage.
-				newGateway(t, gatewayOptions{globalExtra: log.option, sgid: g.sgid, storage: g.storage, httpPort: atoi(t, mustURL(t, g.base).Port())})
+				newGateway(t, g.sameSite(gatewayOptions{globalExtra: log.option}))
 			}
 			g.sgid.SetFaults(c.faults)
 			start := time.Now()

@@ -4,72 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
-
-// callbackURL starts a login for path in b and follows it through sgID's
-// automatic consent, returning the callback URL sgID sent the browser back to,
-// not yet visited. b keeps the login's attempt cookie.
-func (g *gateway) callbackURL(b *browser, path string) string {
-	g.t.Helper()
-	nf := b.noFollow()
-	resp, body := nf.get(g.base + path)
-	if resp.StatusCode != http.StatusFound {
-		g.t.Fatalf("starting a login at %s: %d %.200s", path, resp.StatusCode, body)
-	}
-	loc, err := g.sgid.Authorize(g.t.Context(), resp.Header.Get("Location"), "")
-	if err != nil || !strings.Contains(loc, "/.sgid/callback?") {
-		g.t.Fatalf("sgID's authorize: %q, %v; want a redirect to the callback", loc, err)
-	}
-	return loc
-}
-
-var errorRef = regexp.MustCompile(`Error reference: ([0-9a-f]{12})`)
-
-// assertRefused checks a gateway error page: the status, the title, an error
-// reference, and no session cookie set by the response.
-func assertRefused(t *testing.T, what string, resp *http.Response, body string, status int, title string) {
-	t.Helper()
-	if resp.StatusCode != status || !strings.Contains(body, "<h1>"+title+"</h1>") {
-		t.Errorf("%s: %d %.300s, want %d %q", what, resp.StatusCode, body, status, title)
-	}
-	if !errorRef.MatchString(body) {
-		t.Errorf("%s: the page has no error reference", what)
-	}
-	if setsSession(resp) {
-		t.Errorf("%s: the refused callback set a session cookie", what)
-	}
-}
-
-// setsSession tells whether a response sets (not deletes) a session cookie.
-func setsSession(resp *http.Response) bool {
-	for _, c := range resp.Cookies() {
-		if strings.Contains(c.Name, "sgid_session") && !strings.Contains(c.Name, "_login_") && c.MaxAge >= 0 && c.Value != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// whoIs is the sub the gateway gives b's requests, or "" with no session.
-func (g *gateway) whoIs(b *browser) string {
-	g.t.Helper()
-	resp, body := b.api(http.MethodGet, g.base+"/whoami")
-	if resp.StatusCode == http.StatusUnauthorized {
-		return ""
-	}
-	return upstreamSaw(g.t, resp, body).header("X-Sgid-Sub")
-}
-
-func subOf(t *testing.T, g *gateway, persona string) string {
-	t.Helper()
-	return sgidtest.PairwiseSub(g.sgid.ClientID(), persona)
-}
 
 func TestAbuseReplayedCallbackIsLoginExpiredAndNoSession(t *testing.T) {
 	// Also against an IdP that accepts a code twice (MockPass does): the
@@ -80,7 +20,7 @@ func TestAbuseReplayedCallbackIsLoginExpiredAndNoSession(t *testing.T) {
 			g.sgid.SetFaults(sgidtest.Faults{ReusableCodes: reusable})
 			b := g.newBrowser()
 			cb := g.callbackURL(b, "/first")
-			attempt := b.client.Jar.Cookies(mustURL(t, g.base))
+			attempt := b.cookies(g.base)
 			resp, body := b.get(cb)
 			if s := upstreamSaw(t, resp, body); s.Path != "/first" {
 				t.Fatalf("the genuine callback landed on %q", s.Path)
@@ -135,10 +75,10 @@ func TestAbuseLoginCSRFAttackersCallbackInVictimsBrowserIsRefused(t *testing.T) 
 			}
 			want := ""
 			if victimState == "logged in" {
-				want = subOf(t, g, victimID)
+				want = g.subOf(victimID)
 			}
 			if who := g.whoIs(victim); who != want {
-				t.Errorf("after the lure the victim is %q, want %q (attacker is %s)", who, want, subOf(t, g, attackerID))
+				t.Errorf("after the lure the victim is %q, want %q (attacker is %s)", who, want, g.subOf(attackerID))
 			}
 		})
 	}
@@ -220,7 +160,7 @@ func TestAbuseCallbackErrorsFromSgIDGiveCleanPages(t *testing.T) {
 			}
 			if c.withAttempt {
 				for _, ck := range resp.Cookies() {
-					if strings.Contains(ck.Name, "_login_") && ck.MaxAge >= 0 {
+					if attemptCookie(ck.Name) && ck.MaxAge >= 0 {
 						t.Errorf("the attempt cookie %s was not cleared", ck.Name)
 					}
 				}
@@ -255,8 +195,8 @@ func (c *cookieSizes) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (g *gateway) attemptCookies(b *browser) int {
 	n := 0
-	for _, c := range b.client.Jar.Cookies(mustURL(g.t, g.base)) {
-		if strings.Contains(c.Name, "_login_") {
+	for _, c := range b.cookies(g.base) {
+		if attemptCookie(c.Name) {
 			n++
 		}
 	}
@@ -299,17 +239,10 @@ func TestAbuseMoreLoginAttemptsThanTheCapDropTheOldest(t *testing.T) {
 	b = g.newBrowser()
 	b.client.Transport = sizes
 	nf = b.noFollow()
-	racer := &http.Client{Transport: sizes, CheckRedirect: nf.client.CheckRedirect}
-	u := mustURL(t, g.base)
+	racer := &browser{t: t, client: &http.Client{Transport: sizes, CheckRedirect: nf.client.CheckRedirect}}
 	for range 12 {
-		req, _ := http.NewRequest(http.MethodGet, g.base+"/race", nil)
-		req.Header.Set("Accept", "text/html")
-		resp, err := racer.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		b.client.Jar.SetCookies(u, resp.Cookies())
+		resp, _ := racer.do(http.MethodGet, g.base+"/race", "text/html")
+		b.setCookies(g.base, resp.Cookies()...)
 	}
 	if n := g.attemptCookies(b); n != 12 {
 		t.Fatalf("the racing tabs left %d attempt cookies, want 12", n)
@@ -344,7 +277,7 @@ func TestAbuseSessionFixationLoginAlwaysIssuesANewSession(t *testing.T) {
 		const planted = "1.attacker-chosen-session-value"
 		b := g.withCookies([]*http.Cookie{{Name: "sgid_session", Value: planted}})
 		g.login(b, "/")
-		if v := value(b); v == planted || g.whoIs(b) != subOf(t, g, personas[0].ID) {
+		if v := value(b); v == planted || g.whoIs(b) != g.subOf(personas[0].ID) {
 			t.Errorf("after login the cookie is %q (planted %q)", v, planted)
 		}
 	})
@@ -358,11 +291,11 @@ func TestAbuseSessionFixationLoginAlwaysIssuesANewSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		victim := g.withCookies(g.sessionCookies(attacker))
-		if g.whoIs(victim) != subOf(t, g, personas[1].ID) {
+		if g.whoIs(victim) != g.subOf(personas[1].ID) {
 			t.Fatal("the planted session is not the attacker's: the test proves nothing")
 		}
 		g.login(victim, "/.sgid/login?return_to=/mine")
-		if v := value(victim); v == value(attacker) || g.whoIs(victim) != subOf(t, g, personas[0].ID) {
+		if v := value(victim); v == value(attacker) || g.whoIs(victim) != g.subOf(personas[0].ID) {
 			t.Errorf("after the victim's own login: same value %v, sub %s", v == value(attacker), g.whoIs(victim))
 		}
 	})

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/fcgi"
@@ -89,24 +88,11 @@ var lookAlikes = []spoof{{"keep", "X-Sgidx-Keep", "kept-1"}, {"keep", "X-Email-V
 // them on the client, before the server under test sees them.
 func (b *browser) raw(method, rawURL, accept string, lines []spoof) (*http.Response, string) {
 	b.t.Helper()
-	req, err := http.NewRequest(method, rawURL, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Accept", accept)
+	req := b.request(method, rawURL, accept)
 	for _, l := range lines {
 		req.Header[l.name] = append(req.Header[l.name], l.value)
 	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return resp, string(body)
+	return b.send(req)
 }
 
 // cgiUpstream is a FastCGI application that reports the request's headers as
@@ -144,31 +130,15 @@ type spoofSites struct {
 
 func newSpoofSites(t *testing.T, serverOptions string) *spoofSites {
 	srv := sgidtest.Start(t, sgidtest.Options{})
-	rec := echoUpstream(t)
 	s := &spoofSites{cgi: cgiUpstream(t)}
 	cgiRoute := "route /cgi/* {\n\t\treverse_proxy " + s.cgi + " {\n\t\t\ttransport fastcgi\n\t\t}\n\t}"
 	ports := []int{freePort(t), freePort(t), freePort(t)}
 	s.anon, s.require, s.bypass = fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1]), fmt.Sprintf("http://127.0.0.1:%d", ports[2])
-	extra := fmt.Sprintf(`%s {
-	%s
-	request_header X-Copied-Sub "{http.request.header.X-Sgid-Sub}"
-	request_header X-Copied-User "{http.auth.user.id}"
-	%s
-	reverse_proxy %s
-}
-%s {
-	%s
-	reverse_proxy %s
-}
-%s {
-	%s
-	reverse_proxy %s {
-		header_up X_Probe_Up probe
-	}
-}
-`, s.anon, sgidBlock(srv, "anonymous"), cgiRoute, rec.URL,
-		s.require, sgidBlock(srv, "require myinfo.is_age_above_18 false"), rec.URL,
-		s.bypass, cgiRoute, rec.URL)
+	extra := site(s.anon, "$UPSTREAM", sgidBlock(srv, "anonymous"),
+		`request_header X-Copied-Sub "{http.request.header.X-Sgid-Sub}"`,
+		`request_header X-Copied-User "{http.auth.user.id}"`, cgiRoute) +
+		site(s.require, "$UPSTREAM", sgidBlock(srv, "require myinfo.is_age_above_18 false")) +
+		site(s.bypass, "$UPSTREAM {\n\t\theader_up X_Probe_Up probe\n\t}", cgiRoute)
 	s.g = newGateway(t, gatewayOptions{sgid: srv, globalExtra: serverOptions, siteExtra: cgiRoute, extraSites: extra})
 	return s
 }

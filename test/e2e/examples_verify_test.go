@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sgidproxy/caddy-sgid/test/jwttest"
 )
 
 // snippet is one language's verification example, run as its command line:
@@ -161,33 +162,13 @@ func forgePayload(t *testing.T, token string) string {
 // character may carry only padding bits).
 func flipSignature(token string) string {
 	dot := strings.LastIndexByte(token, '.')
-	i := dot + 1 + (len(token)-dot-1)/2
-	c := byte('A')
-	if token[i] == 'A' {
-		c = 'B'
-	}
-	return token[:i] + string(c) + token[i+1:]
+	return changeAt(token, dot+1+(len(token)-dot-1)/2)
 }
 
 // algNone is the token's claims under "alg": "none", with no signature.
 func algNone(token string) string {
 	parts := strings.Split(token, ".")
 	return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
-}
-
-// signHS256 makes a token with go-jose, for claims the gateway never issues
-// (expired, missing exp).
-func signHS256(t *testing.T, secret string, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(secret)}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func TestExampleVerifiersCheckES256Assertion(t *testing.T) {
@@ -199,7 +180,7 @@ func TestExampleVerifiersCheckES256Assertion(t *testing.T) {
 		return []string{"--jwks", g.base + "/.sgid/jwks.json", "--iss", iss, "--aud", aud}
 	}
 	now := time.Now()
-	hs256Token := signHS256(t, strings.Repeat("k", 32), map[string]any{
+	hs256Token := jwttest.Sign(t, jose.HS256, []byte(strings.Repeat("k", 32)), "", map[string]any{
 		"iss": iss, "aud": aud, "sub": sub, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
 	})
 	runVerifyCases(t, snippets, []verifyCase{
@@ -240,8 +221,8 @@ func TestExampleVerifiersCheckHS256Assertion(t *testing.T) {
 		{"alg none", algNone(token), hs256(secret, iss, aud), false},
 		// Tokens the gateway would not issue, signed with the right secret; the
 		// first shows that the others fail for their claims, not their making.
-		{"made here, valid", signHS256(t, secret, claims(now, now.Add(time.Minute))), hs256(secret, iss, aud), true},
-		{"expired", signHS256(t, secret, claims(now.Add(-10*time.Minute), now.Add(-5*time.Minute))), hs256(secret, iss, aud), false},
-		{"no exp", signHS256(t, secret, claims(now, time.Time{})), hs256(secret, iss, aud), false},
+		{"made here, valid", jwttest.Sign(t, jose.HS256, []byte(secret), "", claims(now, now.Add(time.Minute))), hs256(secret, iss, aud), true},
+		{"expired", jwttest.Sign(t, jose.HS256, []byte(secret), "", claims(now.Add(-10*time.Minute), now.Add(-5*time.Minute))), hs256(secret, iss, aud), false},
+		{"no exp", jwttest.Sign(t, jose.HS256, []byte(secret), "", claims(now, time.Time{})), hs256(secret, iss, aud), false},
 	}, map[string]string{"sub": sub, "iss": iss, "aud": aud, "myinfo.name": name})
 }

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +20,15 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/sgidproxy/caddy-sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
+
+// The harness: a gateway (one Caddy config, started by newGateway), the
+// Caddyfile pieces tests add to it (sgidBlock, site), the echo upstream that
+// reports what reached it, and a browser. Caddy's logs, captured in files,
+// are in logs_test.go; the login flow's steps in login_test.go; the session's
+// cookies in session_test.go.
 
 var (
 	adminPortOnce sync.Once
@@ -65,12 +71,6 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// seen is what the upstream received.
-type seen struct {
-	Path    string              `json:"path"`
-	Headers map[string][]string `json:"headers"`
-}
-
 // gateway is one Caddy config under test, the fake sgID behind it and the
 // upstream in front of which it stands.
 type gateway struct {
@@ -79,12 +79,13 @@ type gateway struct {
 	upstream *httptest.Server
 	tester   *caddytest.Tester
 	base     string // http://127.0.0.1:<port>
+	port     int    // the HTTP port
 	storage  string
 }
 
 type gatewayOptions struct {
 	directives   string // extra lines inside the sgid block
-	scope        string // default: openid myinfo.name myinfo.email myinfo.is_age_above_18
+	scope        string // default: defaultScope
 	siteExtra    string // extra site-level directives, before reverse_proxy
 	globalExtra  string // extra global options
 	storage      string // storage dir; default a new temp dir
@@ -99,21 +100,19 @@ type gatewayOptions struct {
 func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
 	adminPortOnce.Do(func() { adminPort = freePort(t) })
-	g := &gateway{t: t, sgid: o.sgid, storage: o.storage}
+	g := &gateway{t: t, sgid: o.sgid, storage: o.storage, port: o.httpPort}
 	if g.sgid == nil {
-		srv := sgidtest.Start(t, sgidtest.Options{})
-		g.sgid = srv
+		g.sgid = sgidtest.Start(t, sgidtest.Options{})
 	}
 	g.upstream = echoUpstream(t)
 	if g.storage == "" {
 		g.storage = tempDir(t)
 	}
-	port := o.httpPort
-	if port == 0 {
-		port = freePort(t)
+	if g.port == 0 {
+		g.port = freePort(t)
 	}
 	httpsPort := freePort(t)
-	g.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	g.base = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	tlsLine := ""
 	if o.https {
 		g.base, tlsLine = fmt.Sprintf("https://127.0.0.1:%d", httpsPort), "tls internal"
@@ -134,35 +133,42 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	storage file_system %s
 	%s
 }
-%s {
-	%s
-	%s
-	%s
-	reverse_proxy %s
-}
-%s
-`, adminPort, port, httpsPort, g.storage, o.globalExtra, g.base, tlsLine, block, o.siteExtra, g.upstream.URL,
-		strings.ReplaceAll(o.extraSites, "$UPSTREAM", g.upstream.URL))
+`, adminPort, g.port, httpsPort, g.storage, o.globalExtra) +
+		site(g.base, g.upstream.URL, tlsLine, block, o.siteExtra) +
+		strings.ReplaceAll(o.extraSites, "$UPSTREAM", g.upstream.URL)
 	g.tester = caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
 		AdminPort: adminPort, LoadRequestTimeout: 10 * time.Second, TestRequestTimeout: 20 * time.Second,
 	})
 	g.tester.InitServer(cfg, "caddyfile")
 	if o.https {
-		g.waitForCertificate()
+		waitForCertificate(t, g.base)
 	}
 	return g
 }
 
-// echoUpstream is the app behind a gateway: it answers with what reached it
-// (seen), as JSON.
-func echoUpstream(t *testing.T) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(seen{Path: r.URL.RequestURI(), Headers: r.Header})
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+// sameSite is o for the next config of g's site, as a reload loads it: the
+// same port, the same fake sgID and, unless o names another, the same storage.
+func (g *gateway) sameSite(o gatewayOptions) gatewayOptions {
+	o.sgid, o.httpPort = g.sgid, g.port
+	if o.storage == "" {
+		o.storage = g.storage
+	}
+	return o
+}
+
+// site is a site block of a test config: the address, the lines inside it
+// (empty ones left out) and, last, reverse_proxy to upstream, which may end
+// in a block of its own.
+func site(address, upstream string, lines ...string) string {
+	var b strings.Builder
+	b.WriteString(address + " {\n")
+	for _, l := range lines {
+		if l != "" {
+			b.WriteString("\t" + l + "\n")
+		}
+	}
+	b.WriteString("\treverse_proxy " + upstream + "\n}\n")
+	return b.String()
 }
 
 // defaultScope is the scope of the harness's sgid blocks.
@@ -170,7 +176,7 @@ const defaultScope = "openid myinfo.name myinfo.email myinfo.is_age_above_18"
 
 // sgidBlock is the harness's sgid block against srv, with the credentials
 // newGateway puts in the environment, the default scope and directives added:
-// the one template for every site of a test config.
+// the one template for every sgid handler of a test config.
 func sgidBlock(srv *sgidtest.Server, directives string) string {
 	return sgidBlockScoped(srv, "", directives)
 }
@@ -190,6 +196,63 @@ func sgidBlockScoped(srv *sgidtest.Server, scope, directives string) string {
 		forward myinfo.email X-Email
 		%s
 	}`, srv.URL(), scope, directives)
+}
+
+// seen is what the echo upstream received: the request's path and query, its
+// headers and, read once the body has been, its body and trailers.
+type seen struct {
+	Path     string              `json:"path"`
+	Headers  map[string][]string `json:"headers"`
+	Trailers map[string][]string `json:"trailers,omitempty"`
+	Body     string              `json:"body,omitempty"`
+}
+
+// echoUpstream is the app behind a gateway: it answers with what reached it
+// (seen), as JSON.
+func echoUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(seen{Path: r.URL.RequestURI(), Headers: r.Header, Trailers: r.Trailer, Body: string(body)})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func (s seen) header(name string) string {
+	for k, v := range s.Headers {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+func (s seen) hasHeader(name string) bool {
+	for k := range s.Headers {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamSaw decodes the upstream's report from a response body.
+func upstreamSaw(t *testing.T, resp *http.Response, body string) seen {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 from the upstream; body: %.300s", resp.StatusCode, body)
+	}
+	var s seen
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatalf("not the upstream's report: %v; body: %.300s", err, body)
+	}
+	return s
 }
 
 // browser is a cookie-keeping client that acts like a browser navigating.
@@ -232,18 +295,31 @@ func (b *browser) api(method, rawURL string, headers ...string) (*http.Response,
 
 func (b *browser) do(method, rawURL, accept string, headers ...string) (*http.Response, string) {
 	b.t.Helper()
+	req := b.request(method, rawURL, accept)
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	return b.send(req)
+}
+
+// request is a request as b makes it, before send.
+func (b *browser) request(method, rawURL, accept string) *http.Request {
+	b.t.Helper()
 	req, err := http.NewRequest(method, rawURL, nil)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	req.Header.Set("Accept", accept)
-	for _, h := range headers {
-		name, value, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
-	}
+	return req
+}
+
+// send sends req and reads the whole response.
+func (b *browser) send(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
 	resp, err := b.client.Do(req)
 	if err != nil {
-		b.t.Fatalf("%s %s: %v", method, rawURL, err)
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -253,17 +329,14 @@ func (b *browser) do(method, rawURL, accept string, headers ...string) (*http.Re
 	return resp, string(body)
 }
 
-// upstreamSaw decodes the upstream's report from a response body.
-func upstreamSaw(t *testing.T, resp *http.Response, body string) seen {
-	t.Helper()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d, want 200 from the upstream; body: %.300s", resp.StatusCode, body)
-	}
-	var s seen
-	if err := json.Unmarshal([]byte(body), &s); err != nil {
-		t.Fatalf("not the upstream's report: %v; body: %.300s", err, body)
-	}
-	return s
+// cookies are the cookies b's jar sends to base.
+func (b *browser) cookies(base string) []*http.Cookie {
+	return b.client.Jar.Cookies(mustURL(b.t, base))
+}
+
+// setCookies puts cookies in b's jar for base.
+func (b *browser) setCookies(base string, cs ...*http.Cookie) {
+	b.client.Jar.SetCookies(mustURL(b.t, base), cs)
 }
 
 // login logs b in through the whole redirect chain, landing on path.
@@ -273,22 +346,17 @@ func (g *gateway) login(b *browser, path string) seen {
 	return upstreamSaw(g.t, resp, body)
 }
 
-func (s seen) header(name string) string {
-	for k, v := range s.Headers {
-		if strings.EqualFold(k, name) && len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
+// apiStatus is the status of an API call to /api with b's cookies and
+// headers: 200 with a session, 401 without.
+func (g *gateway) apiStatus(b *browser, headers ...string) int {
+	g.t.Helper()
+	resp, _ := b.api(http.MethodGet, g.base+"/api", headers...)
+	return resp.StatusCode
 }
 
-func (s seen) hasHeader(name string) bool {
-	for k := range s.Headers {
-		if strings.EqualFold(k, name) {
-			return true
-		}
-	}
-	return false
+// subOf is the sub g's client gets from the fake sgID for a persona.
+func (g *gateway) subOf(personaID string) string {
+	return sgidtest.PairwiseSub(g.sgid.ClientID(), personaID)
 }
 
 func mustURL(t testing.TB, raw string) *url.URL {
@@ -300,20 +368,12 @@ func mustURL(t testing.TB, raw string) *url.URL {
 	return u
 }
 
-func atoi(t testing.TB, s string) int {
+// waitForCertificate waits until Caddy's internal CA has issued the
+// certificate of the site at base, which happens in the background after a
+// config loads.
+func waitForCertificate(t *testing.T, base string) {
 	t.Helper()
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// waitForCertificate waits until Caddy's internal CA has issued the site's
-// certificate, which happens in the background after a config loads.
-func (g *gateway) waitForCertificate() {
-	g.t.Helper()
-	addr := mustURL(g.t, g.base).Host
+	addr := mustURL(t, base).Host
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
@@ -322,7 +382,7 @@ func (g *gateway) waitForCertificate() {
 			return
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("no certificate for %s: %v", addr, err)
+			t.Fatalf("no certificate for %s: %v", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -12,6 +13,75 @@ import (
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
+
+// A login from start to end, the steps of one for other tests (callbackURL,
+// assertRefused, whoIs), and the assertion the upstream gets.
+
+// callbackURL starts a login for path in b and follows it through sgID's
+// automatic consent, returning the callback URL sgID sent the browser back to,
+// not yet visited. b keeps the login's attempt cookie.
+func (g *gateway) callbackURL(b *browser, path string) string {
+	g.t.Helper()
+	nf := b.noFollow()
+	resp, body := nf.get(g.base + path)
+	if resp.StatusCode != http.StatusFound {
+		g.t.Fatalf("starting a login at %s: %d %.200s", path, resp.StatusCode, body)
+	}
+	loc, err := g.sgid.Authorize(g.t.Context(), resp.Header.Get("Location"), "")
+	if err != nil || !strings.Contains(loc, "/.sgid/callback?") {
+		g.t.Fatalf("sgID's authorize: %q, %v; want a redirect to the callback", loc, err)
+	}
+	return loc
+}
+
+var errorRef = regexp.MustCompile(`Error reference: ([0-9a-f]{12})`)
+
+// assertRefused checks a gateway error page: the status, the title, an error
+// reference, and no session cookie set by the response.
+func assertRefused(t *testing.T, what string, resp *http.Response, body string, status int, title string) {
+	t.Helper()
+	if resp.StatusCode != status || !strings.Contains(body, "<h1>"+title+"</h1>") {
+		t.Errorf("%s: %d %.300s, want %d %q", what, resp.StatusCode, body, status, title)
+	}
+	if !errorRef.MatchString(body) {
+		t.Errorf("%s: the page has no error reference", what)
+	}
+	if setsSession(resp) {
+		t.Errorf("%s: the refused callback set a session cookie", what)
+	}
+}
+
+// whoIs is the sub the gateway gives b's requests, or "" with no session.
+func (g *gateway) whoIs(b *browser) string {
+	g.t.Helper()
+	resp, body := b.api(http.MethodGet, g.base+"/whoami")
+	if resp.StatusCode == http.StatusUnauthorized {
+		return ""
+	}
+	return upstreamSaw(g.t, resp, body).header("X-Sgid-Sub")
+}
+
+// jwks is the key set the site at base publishes, which must hold a key.
+func (g *gateway) jwks(base string) jose.JSONWebKeySet {
+	g.t.Helper()
+	resp, body := g.newBrowser().api(http.MethodGet, base+"/.sgid/jwks.json")
+	var set jose.JSONWebKeySet
+	if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &set) != nil || len(set.Keys) == 0 {
+		g.t.Fatalf("%s jwks: %d %.200s", base, resp.StatusCode, body)
+	}
+	return set
+}
+
+// parseAssertion parses an assertion signed with one of algs, or fails the
+// test.
+func parseAssertion(t *testing.T, token string, algs ...jose.SignatureAlgorithm) *jwt.JSONWebToken {
+	t.Helper()
+	tok, err := jwt.ParseSigned(token, algs)
+	if err != nil {
+		t.Fatalf("assertion %.40q: %v", token, err)
+	}
+	return tok
+}
 
 func TestLoginForwardsIdentityHeadersAndAVerifiableAssertion(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
@@ -22,7 +92,7 @@ func TestLoginForwardsIdentityHeadersAndAVerifiableAssertion(t *testing.T) {
 		t.Errorf("upstream got %q after login, want the original URL with its query", s.Path)
 	}
 	persona := sgidtest.Personas()[0]
-	wantSub := sgidtest.PairwiseSub(g.sgid.ClientID(), persona.ID)
+	wantSub := g.subOf(persona.ID)
 	if got := s.header("X-Sgid-Sub"); got != wantSub {
 		t.Errorf("X-Sgid-Sub = %q, want %q", got, wantSub)
 	}
@@ -37,18 +107,8 @@ func TestLoginForwardsIdentityHeadersAndAVerifiableAssertion(t *testing.T) {
 	}
 
 	// The assertion verifies against the gateway's published keys.
-	resp, body := b.api(http.MethodGet, g.base+"/.sgid/jwks.json")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("jwks: %d", resp.StatusCode)
-	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) == 0 {
-		t.Fatalf("jwks does not parse: %v", err)
-	}
-	tok, err := jwt.ParseSigned(s.header("X-Sgid-Assertion"), []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		t.Fatalf("assertion: %v", err)
-	}
+	set := g.jwks(g.base)
+	tok := parseAssertion(t, s.header("X-Sgid-Assertion"), jose.ES256)
 	keys := set.Key(tok.Headers[0].KeyID)
 	if len(keys) != 1 {
 		t.Fatalf("assertion kid %q not in the JWKS", tok.Headers[0].KeyID)
@@ -170,17 +230,15 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	g := newGateway(t, gatewayOptions{})
 	b := g.newBrowser()
 	g.login(b, "/")
-	resp, _ := b.api(http.MethodGet, g.base+"/api")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("before logout: %d", resp.StatusCode)
+	if got := g.apiStatus(b); got != http.StatusOK {
+		t.Fatalf("before logout: %d", got)
 	}
 	resp, body := b.get(g.base + "/.sgid/logout")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "logged out") {
 		t.Fatalf("logout: %d %.200s", resp.StatusCode, body)
 	}
-	resp, _ = b.api(http.MethodGet, g.base+"/api")
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("after logout: %d, want 401", resp.StatusCode)
+	if got := g.apiStatus(b); got != http.StatusUnauthorized {
+		t.Fatalf("after logout: %d, want 401", got)
 	}
 }
 
@@ -217,5 +275,60 @@ func TestUserinfoEndpointServesTheForwardedFields(t *testing.T) {
 	}
 	if _, ok := out["myinfo.is_age_above_18"]; ok {
 		t.Error("userinfo carries a field that is not forwarded")
+	}
+}
+
+func TestHS256AssertionVerifiesWithTheSharedSecret(t *testing.T) {
+	const secret = "an-hs256-shared-secret-of-enough-length"
+	g := newGateway(t, gatewayOptions{directives: "signing_secret " + secret + "\naudience legacy-app"})
+	b := g.newBrowser()
+	s := g.login(b, "/")
+
+	raw := s.header("X-Sgid-Assertion")
+	if _, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256}); err == nil {
+		t.Error("an HS256 assertion parsed as ES256")
+	}
+	tok := parseAssertion(t, raw, jose.HS256)
+	var claims jwt.Claims
+	if err := tok.Claims([]byte("another-secret-of-enough-length-xxxxxx"), &claims); err == nil {
+		t.Error("the assertion verified with the wrong secret")
+	}
+	var fields map[string]any
+	if err := tok.Claims([]byte(secret), &claims, &fields); err != nil {
+		t.Fatalf("the assertion does not verify with the shared secret: %v", err)
+	}
+	if err := claims.Validate(jwt.Expected{Issuer: g.base, AnyAudience: jwt.Audience{"legacy-app"}, Subject: s.header("X-Sgid-Sub")}); err != nil {
+		t.Error(err)
+	}
+	if fields["myinfo.name"] != sgidtest.Personas()[0].Data["myinfo.name"] {
+		t.Errorf("assertion myinfo.name = %v", fields["myinfo.name"])
+	}
+	resp, _ := b.api(http.MethodGet, g.base+"/.sgid/jwks.json")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("jwks.json with HS256: %d, want 404 (no public keys to publish)", resp.StatusCode)
+	}
+}
+
+// Later directives read the identity from placeholders: http.auth.user.id is the
+// sub and http.auth.user.<field> each forwarded field, as the headers carry them.
+func TestIdentityPlaceholdersReachLaterDirectives(t *testing.T) {
+	g := newGateway(t, gatewayOptions{siteExtra: `header {
+		defer
+		X-Who "{http.auth.user.id}"
+		X-Who-Name "{http.auth.user.myinfo.name}"
+		X-Unknown "{http.auth.user.myinfo.mobile_number}"
+	}`})
+	persona := sgidtest.Personas()[0]
+	resp, body := g.newBrowser().get(g.base + "/")
+	upstreamSaw(t, resp, body)
+	if got, want := resp.Header.Get("X-Who"), g.subOf(persona.ID); got != want {
+		t.Errorf("{http.auth.user.id} = %q, want the sub %q", got, want)
+	}
+	if got, want := resp.Header.Get("X-Who-Name"), persona.Data["myinfo.name"]; got != want {
+		t.Errorf("{http.auth.user.myinfo.name} = %q, want %q", got, want)
+	}
+	// Caddy leaves an unknown placeholder as written.
+	if got := resp.Header.Get("X-Unknown"); got != "{http.auth.user.myinfo.mobile_number}" {
+		t.Errorf("a field not forwarded has a placeholder value %q", got)
 	}
 }

@@ -43,22 +43,12 @@ func scrape(t *testing.T) (map[string]float64, string) {
 
 // The scenario runs with two sgid handlers in the config, the second never
 // used, so that two handlers sharing one registry is part of it.
-const secondHandler = `handle /second/* {
-		sgid {
-			client_id {env.SGIDTEST_CLIENT_ID}
-			client_secret {env.SGIDTEST_CLIENT_SECRET}
-			private_key {env.SGIDTEST_PRIVATE_KEY}
-			hostname %s
-			cookie_name second
-		}
-	}`
-
 func TestMetricsCountLoginsFailuresDenialsRefreshesAndSgIDCalls(t *testing.T) {
 	srv := sgidtest.Start(t, sgidtest.Options{})
 	g := newGateway(t, gatewayOptions{
 		sgid:       srv,
 		directives: "require myinfo.is_age_above_18 true\n\t\tidle_timeout 4s",
-		siteExtra:  fmt.Sprintf(secondHandler, srv.URL()),
+		siteExtra:  "handle /second/* {\n\t\t" + sgidBlock(srv, "cookie_name second") + "\n\t}",
 	})
 	// Counters are process-wide and earlier tests count too: compare deltas.
 	before, _ := scrape(t)
@@ -153,7 +143,7 @@ func TestMetricsCountLoginsFailuresDenialsRefreshesAndSgIDCalls(t *testing.T) {
 	for _, p := range sgidtest.Personas() {
 		forbidden[p.ID+" name"] = p.Data["myinfo.name"]
 		forbidden[p.ID+" email"] = p.Data["myinfo.email"]
-		forbidden[p.ID+" sub"] = sgidtest.PairwiseSub(srv.ClientID(), p.ID)
+		forbidden[p.ID+" sub"] = g.subOf(p.ID)
 	}
 	for what, v := range forbidden {
 		if len(v) > 3 && strings.Contains(text, v) {

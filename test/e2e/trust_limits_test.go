@@ -13,16 +13,8 @@ import (
 )
 
 // cookieBytes is the size of the Cookie header b's jar sends to base.
-func cookieBytes(t *testing.T, b *browser, base string) int {
-	t.Helper()
-	n := 0
-	for i, c := range b.client.Jar.Cookies(mustURL(t, base)) {
-		if i > 0 {
-			n += 2
-		}
-		n += len(c.Name) + 1 + len(c.Value)
-	}
-	return n
+func cookieBytes(b *browser, base string) int {
+	return len(strings.TrimPrefix(cookieHeader(b.cookies(base)), "Cookie: "))
 }
 
 // A cross-site page that starts many logins with long targets cannot fill the
@@ -47,7 +39,7 @@ func TestTrustLoginsStartedCrossSiteCannotBloatTheCookieHeader(t *testing.T) {
 			}
 		}
 	}
-	got := cookieBytes(t, victim, g.base)
+	got := cookieBytes(victim, g.base)
 	if got == 0 {
 		t.Fatal("no attempt cookie was set: the test would prove nothing")
 	}
@@ -64,14 +56,14 @@ func TestTrustLoginsStartedCrossSiteCannotBloatTheCookieHeader(t *testing.T) {
 	// The app's own cookies bring the header near the limit: logout and login
 	// still answer, and leave the gateway's share within its bound.
 	var app []string
-	for i := 0; cookieBytes(t, victim, g.base)+len(strings.Join(app, "; ")) < 15*1024-200; i++ {
+	for i := 0; cookieBytes(victim, g.base)+len(strings.Join(app, "; ")) < 15*1024-200; i++ {
 		app = append(app, fmt.Sprintf("app%02d=%s", i, strings.Repeat("v", 500)))
 	}
 	appCookies := "Cookie: " + strings.Join(app, "; ")
 	if resp, body := victim.noFollow().get(g.base+"/.sgid/login?return_to=/again", appCookies); resp.StatusCode != http.StatusFound {
 		t.Fatalf("/.sgid/login near the header limit: %d %.200s", resp.StatusCode, body)
 	}
-	if n := cookieBytes(t, victim, g.base); n > session.MaxCookieHeaderBytes {
+	if n := cookieBytes(victim, g.base); n > session.MaxCookieHeaderBytes {
 		t.Fatalf("the gateway's cookies take %d bytes, over session.MaxCookieHeaderBytes %d", n, session.MaxCookieHeaderBytes)
 	}
 	if resp, body := victim.get(g.base+"/.sgid/logout", appCookies); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Logged out") {
@@ -86,9 +78,7 @@ func TestTrustLoginsStartedCrossSiteCannotBloatTheCookieHeader(t *testing.T) {
 // with a page that names the cause, and writes no session: a session past the
 // budget would make every later request, logout included, too large.
 func TestTrustSessionTooLargeForItsCookiesFailsTheLoginClearly(t *testing.T) {
-	srv := sgidtest.Start(t, sgidtest.Options{Persona: "nur-aisyah"})
-	g := newGateway(t, gatewayOptions{sgid: srv, scope: "openid myinfo.name myinfo.email myinfo.children_birth_records",
-		directives: "forward myinfo.children_birth_records X-Children"})
+	g := childrenGateway(t, gatewayOptions{sgid: sgidtest.Start(t, sgidtest.Options{Persona: "nur-aisyah"})})
 	b := g.newBrowser()
 	cb := g.callbackURL(b, "/")
 	resp, body := b.noFollow().get(cb)

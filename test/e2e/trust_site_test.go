@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
@@ -30,12 +28,6 @@ func stagingIdP(t *testing.T, prod *sgidtest.Server) *sgidtest.Server {
 	return srv
 }
 
-// siteBlock is a second site on a test config, to the same upstream, with the
-// same client credentials as the gateway's site and idp as its sgID.
-func siteBlock(address string, idp *sgidtest.Server, directives string) string {
-	return address + " {\n\t" + sgidBlock(idp, directives) + "\n\treverse_proxy $UPSTREAM\n}\n"
-}
-
 // A staging site on the same Caddy with the production client id but a test
 // IdP makes sessions the production site does not accept, whether the keys are
 // generated (kept in storage per issuer and client) or a session_secret is
@@ -52,7 +44,7 @@ func TestTrustSessionsFromAnotherIdPOrSiteAreNoSession(t *testing.T) {
 			staging := stagingIdP(t, idp)
 			stagingBase := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 			prod := newGateway(t, gatewayOptions{sgid: idp, directives: tt.directives,
-				extraSites: siteBlock(stagingBase, staging, tt.directives)})
+				extraSites: site(stagingBase, "$UPSTREAM", sgidBlock(staging, tt.directives))})
 
 			b := prod.newBrowser()
 			resp, body := b.get(stagingBase + "/")
@@ -83,7 +75,7 @@ func TestTrustGeneratedKeysAreKeptPerIssuerAndClient(t *testing.T) {
 	idp := newIdP(t)
 	staging := stagingIdP(t, idp)
 	other := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	prod := newGateway(t, gatewayOptions{sgid: idp, extraSites: siteBlock(other, staging, "")})
+	prod := newGateway(t, gatewayOptions{sgid: idp, extraSites: site(other, "$UPSTREAM", sgidBlock(staging, ""))})
 	prod.login(prod.newBrowser(), "/")
 	resp, body := prod.newBrowser().get(other + "/")
 	upstreamSaw(t, resp, body)
@@ -108,12 +100,12 @@ func TestTrustHTTPSAndHTTPSitesSharingASecretDoNotShareSessions(t *testing.T) {
 	httpBase := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	idp := newIdP(t)
 	g := newGateway(t, gatewayOptions{https: true, sgid: idp, directives: secret,
-		extraSites: siteBlock(httpBase, idp, secret)})
+		extraSites: site(httpBase, "$UPSTREAM", sgidBlock(idp, secret))})
 
 	secure := g.newBrowser()
 	g.login(secure, "/")
 	var hostCookie *http.Cookie
-	for _, c := range secure.client.Jar.Cookies(mustURL(t, g.base)) {
+	for _, c := range secure.cookies(g.base) {
 		if strings.HasPrefix(c.Name, "__Host-sgid_session") {
 			hostCookie = c
 		}
@@ -132,7 +124,7 @@ func TestTrustHTTPSAndHTTPSitesSharingASecretDoNotShareSessions(t *testing.T) {
 	resp, body := plain.get(httpBase + "/")
 	upstreamSaw(t, resp, body)
 	var plainCookie *http.Cookie
-	for _, c := range plain.client.Jar.Cookies(mustURL(t, httpBase)) {
+	for _, c := range plain.cookies(httpBase) {
 		if c.Name == "sgid_session" {
 			plainCookie = c
 		}
@@ -155,8 +147,8 @@ func TestTrustHostTheSiteDoesNotServeIsMisdirected(t *testing.T) {
 	idp := newIdP(t)
 	// One site block for two host names, fixed to one of them by redirect_uri.
 	g := newGateway(t, gatewayOptions{sgid: idp, httpPort: port, noSgIDBlock: true,
-		extraSites: siteBlock(fmt.Sprintf("http://localhost:%d, http://127.0.0.2:%d", port, port), idp,
-			"redirect_uri http://localhost:"+fmt.Sprint(port)+"/.sgid/callback")})
+		extraSites: site(fmt.Sprintf("http://localhost:%d, http://127.0.0.2:%d", port, port), "$UPSTREAM",
+			sgidBlock(idp, "redirect_uri http://localhost:"+fmt.Sprint(port)+"/.sgid/callback"))})
 	b := g.newBrowser()
 	site := fmt.Sprintf("http://localhost:%d", port)
 	resp, body := b.get(site + "/")
@@ -212,7 +204,7 @@ func newIdP(t *testing.T) *sgidtest.Server {
 // cookieHeaderFor is the Cookie header b's jar sends to base.
 func cookieHeaderFor(t *testing.T, b *browser, base string) string {
 	t.Helper()
-	cs := b.client.Jar.Cookies(mustURL(t, base))
+	cs := b.cookies(base)
 	if len(cs) == 0 {
 		t.Fatalf("the browser holds no cookie for %s", base)
 	}
@@ -222,10 +214,7 @@ func cookieHeaderFor(t *testing.T, b *browser, base string) string {
 // assertionClaims reads an assertion's claims without verifying it.
 func assertionClaims(t *testing.T, token string) map[string]any {
 	t.Helper()
-	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.HS256})
-	if err != nil {
-		t.Fatalf("assertion %q: %v", token, err)
-	}
+	tok := parseAssertion(t, token, jose.ES256, jose.HS256)
 	var claims map[string]any
 	if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil {
 		t.Fatal(err)
@@ -238,26 +227,15 @@ func assertionClaims(t *testing.T, token string) map[string]any {
 func TestTrustEachSiteHasItsOwnSigningKey(t *testing.T) {
 	other := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	idp := newIdP(t)
-	g := newGateway(t, gatewayOptions{sgid: idp, extraSites: siteBlock(other, idp, "")})
+	g := newGateway(t, gatewayOptions{sgid: idp, extraSites: site(other, "$UPSTREAM", sgidBlock(idp, ""))})
 	resp, body := g.newBrowser().get(other + "/")
 	s := upstreamSaw(t, resp, body)
 	token := s.header("X-Sgid-Assertion")
-	jwks := func(base string) jose.JSONWebKeySet {
-		resp, body := g.newBrowser().api(http.MethodGet, base+"/.sgid/jwks.json")
-		var set jose.JSONWebKeySet
-		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &set) != nil || len(set.Keys) == 0 {
-			t.Fatalf("%s jwks: %d %.200s", base, resp.StatusCode, body)
-		}
-		return set
-	}
-	mine, theirs := jwks(other), jwks(g.base)
+	mine, theirs := g.jwks(other), g.jwks(g.base)
 	if mine.Keys[0].KeyID == theirs.Keys[0].KeyID {
 		t.Fatal("both sites publish the same signing key")
 	}
-	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := parseAssertion(t, token, jose.ES256)
 	var claims map[string]any
 	if err := tok.Claims(mine.Keys[0].Key, &claims); err != nil {
 		t.Fatalf("the assertion does not verify with its own site's key: %v", err)

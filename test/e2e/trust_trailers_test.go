@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -14,31 +13,6 @@ import (
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
-
-// trailerSaw is what trailerUpstream received: the headers, and the trailers
-// once the body had been read to its end.
-type trailerSaw struct {
-	Headers  map[string][]string `json:"headers"`
-	Trailers map[string][]string `json:"trailers"`
-	Body     string              `json:"body"`
-}
-
-// trailerUpstream reports request trailers, which the harness's echo upstream
-// cannot: they exist only after the body is read.
-func trailerUpstream(t *testing.T) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(trailerSaw{Headers: r.Header, Trailers: r.Trailer, Body: string(body)})
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // trailerSpoofs are trailers a client sends to pass itself off as someone:
 // each kind of name the gateway owns, in the spellings net/http keeps apart
@@ -78,7 +52,7 @@ func (b *lateTrailers) Read(p []byte) (int, error) {
 // sendTrailers POSTs a chunked body to rawURL over proto (1 or 2) with
 // trailers: declared lists them in the Trailer header, late adds them
 // undeclared as the body ends. It returns what the upstream received.
-func sendTrailers(t *testing.T, jar http.CookieJar, proto int, rawURL string, declared, late []spoof) trailerSaw {
+func sendTrailers(t *testing.T, jar http.CookieJar, proto int, rawURL string, declared, late []spoof) seen {
 	t.Helper()
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: new(http.Protocols)}
 	tr.Protocols.SetHTTP1(proto == 1)
@@ -105,7 +79,7 @@ func sendTrailers(t *testing.T, jar http.CookieJar, proto int, rawURL string, de
 	if resp.ProtoMajor != proto {
 		t.Fatalf("the gateway answered over %s, want HTTP/%d", resp.Proto, proto)
 	}
-	var saw trailerSaw
+	var saw seen
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &saw) != nil || saw.Body != "payload" {
 		t.Fatalf("POST %s over HTTP/%d: %d %.300s, want the upstream's report of the body", rawURL, proto, resp.StatusCode, body)
 	}
@@ -120,16 +94,14 @@ func sendTrailers(t *testing.T, jar http.CookieJar, proto int, rawURL string, de
 // trailer still arrives and the real identity headers are intact.
 func TestTrustTrailersNeverCarryIdentity(t *testing.T) {
 	srv := sgidtest.Start(t, sgidtest.Options{})
-	up := trailerUpstream(t)
 	anon, bypass := fmt.Sprintf("https://127.0.0.1:%d", freePort(t)), fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
 	g := newGateway(t, gatewayOptions{
 		sgid: srv, https: true,
-		siteExtra: "route /trailers/* {\n\t\treverse_proxy " + up.URL + "\n\t}",
-		extraSites: fmt.Sprintf("%s {\n\ttls internal\n\t%s\n\treverse_proxy %s\n}\n%s {\n\ttls internal\n\treverse_proxy %s\n}\n",
-			anon, sgidBlock(srv, "anonymous"), up.URL, bypass, up.URL),
+		extraSites: site(anon, "$UPSTREAM", "tls internal", sgidBlock(srv, "anonymous")) +
+			site(bypass, "$UPSTREAM", "tls internal"),
 	})
 	for _, base := range []string{anon, bypass} {
-		(&gateway{t: t, base: base}).waitForCertificate()
+		waitForCertificate(t, base)
 	}
 	b := g.newBrowser()
 	first := g.login(b, "/")
@@ -174,7 +146,7 @@ func TestTrustTrailersNeverCarryIdentity(t *testing.T) {
 				if got := saw.Trailers[trailerKeep.name]; !slices.Equal(got, []string{trailerKeep.value}) {
 					t.Errorf("%s, %s: the look-alike trailer arrived as %q; trailers %v", where, site.name, got, saw.Trailers)
 				}
-				s := seen{Headers: saw.Headers}
+				s := saw
 				if site.name == "anonymous" {
 					if s.hasHeader("X-Sgid-Sub") || s.hasHeader("X-Sgid-Assertion") || s.hasHeader("X-Email") {
 						t.Errorf("%s, anonymous: the upstream received identity headers %v", where, saw.Headers)
