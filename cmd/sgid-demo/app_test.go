@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sgidproxy/caddy-sgid/test/jwttest"
 )
 
 func newECKey(t *testing.T) *ecdsa.PrivateKey {
@@ -22,20 +23,6 @@ func newECKey(t *testing.T) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func sign(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
-	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 func TestVerifySaysWhyAnAssertionFails(t *testing.T) {
@@ -61,16 +48,16 @@ func TestVerifySaysWhyAnAssertionFails(t *testing.T) {
 		token string
 		want  string // "" = verified; else a part of the reason
 	}{
-		{"valid", sign(t, jose.ES256, gatewayKey, "gw", claims(nil)), ""},
+		{"valid", jwttest.Sign(t, jose.ES256, gatewayKey, "gw", claims(nil)), ""},
 		{"missing", "", "no X-Sgid-Assertion header"},
 		{"garbage", "a.b.c", "not an ES256 JWT"},
-		{"HS256", sign(t, jose.HS256, []byte(strings.Repeat("k", 32)), "gw", claims(nil)), "not an ES256 JWT"},
-		{"unknown key", sign(t, jose.ES256, strangerKey, "other", claims(nil)), `key "other"`},
-		{"wrong key, known kid", sign(t, jose.ES256, strangerKey, "gw", claims(nil)), "signature does not verify"},
-		{"other issuer", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["iss"] = "http://evil.example" })), "is not the gateway"},
-		{"other audience", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["aud"] = "127.0.0.1" })), "aud"},
-		{"no exp", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { delete(c, "exp") })), "no exp"},
-		{"expired", sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })), "expired"},
+		{"HS256", jwttest.Sign(t, jose.HS256, []byte(strings.Repeat("k", 32)), "gw", claims(nil)), "not an ES256 JWT"},
+		{"unknown key", jwttest.Sign(t, jose.ES256, strangerKey, "other", claims(nil)), `key "other"`},
+		{"wrong key, known kid", jwttest.Sign(t, jose.ES256, strangerKey, "gw", claims(nil)), "signature does not verify"},
+		{"other issuer", jwttest.Sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["iss"] = "http://evil.example" })), "is not the gateway"},
+		{"other audience", jwttest.Sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["aud"] = "127.0.0.1" })), "aud"},
+		{"no exp", jwttest.Sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { delete(c, "exp") })), "no exp"},
+		{"expired", jwttest.Sign(t, jose.ES256, gatewayKey, "gw", claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })), "expired"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := a.verify(tc.token, now)
