@@ -1,30 +1,26 @@
 // Package instances runs the real Caddy binary (cmd/caddy) in child processes,
 // against the fake sgID server in the test process, for what a test inside one
 // process cannot show: instances sharing storage, reloads under load, secret
-// rotation, and (in ../soak) a long run watched from /proc. This file holds the
-// helpers; the tests are in the _test files.
+// rotation, and (in ../soak) a long run watched from /proc. The helpers, for
+// both, are in caddy.go (the process), site.go (its config and addresses) and
+// client.go (the app behind it and a browser's steps); the tests are in the
+// _test files.
 package instances
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
-
-	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
 // Build compiles cmd/caddy into dir, with the race detector if race is set.
@@ -41,90 +37,21 @@ func Build(dir string, race bool) (string, error) {
 	return bin, nil
 }
 
-// Site is the Caddyfile of one gated site in front of Upstream, as one Caddy
-// instance serves it. Instances of one cluster, behind a load balancer, have
-// the same Public and each its own Addr on Public's port.
-type Site struct {
-	Admin    string // admin API address; empty turns the admin API off
-	Storage  string // file_system storage directory
-	Addr     string // loopback host:port this instance listens on (bind)
-	Public   string // host:port of the site address, the Host clients send; default Addr
-	Upstream string // host:port of the app
-	Sgid     string // lines added inside the sgid block
-	Extra    string // site directives before reverse_proxy
-}
-
-func (s Site) public() string {
-	if s.Public == "" {
-		return s.Addr
-	}
-	return s.Public
-}
-
-// URL is the site's public URL, the one its users and its redirect URI name.
-func (s Site) URL() string { return "http://" + s.public() }
-
-// Transport reaches this instance for requests to the public URL, as a load
-// balancer would: connections to Public are dialled to Addr; any other
-// address, such as the fake sgID's, is dialled as it is. Each call returns a
-// new Transport.
-func (s Site) Transport() *http.Transport {
-	public, addr := s.public(), s.Addr
-	var d net.Dialer
-	return &http.Transport{DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-		if address == public {
-			address = addr
-		}
-		return d.DialContext(ctx, network, address)
-	}}
-}
-
-// Caddyfile renders s. The sgID credentials come from the environment made by
-// Env, as {env.*} placeholders, so the config file holds no secret. The site
-// binds Addr's host only, so that instances of a cluster can share the port.
-func (s Site) Caddyfile() string {
-	admin := "off"
-	if s.Admin != "" {
-		admin = s.Admin
-	}
-	bind, _, err := net.SplitHostPort(s.Addr)
+// Main is TestMain for tests that run cmd/caddy: it builds the binary into a
+// temporary directory, with the race detector if race is set, sets *bin to
+// it, runs the tests and removes the directory. It returns the exit code.
+func Main(m *testing.M, race bool, bin *string) int {
+	dir, err := os.MkdirTemp("", "caddy-sgid-caddy")
 	if err != nil {
-		bind = s.Addr // Caddy will refuse it, and say why
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	return fmt.Sprintf(`{
-	admin %s
-	persist_config off
-	auto_https off
-	storage file_system %s
-	log {
-		level WARN
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir, race); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-}
-http://%s {
-	bind %s
-	sgid {
-		client_id {env.SGID_CLIENT_ID}
-		client_secret {env.SGID_CLIENT_SECRET}
-		private_key {env.SGID_PRIVATE_KEY}
-		hostname {env.SGID_HOSTNAME}
-		scope openid myinfo.name
-		forward myinfo.name
-%s
-	}
-%s
-	reverse_proxy %s
-}
-`, admin, s.Storage, s.public(), bind, s.Sgid, s.Extra, s.Upstream)
-}
-
-// Env is the environment that carries idp's client credentials to Caddy.
-func Env(idp *sgidtest.Server) []string {
-	return []string{
-		"SGID_CLIENT_ID=" + idp.ClientID(),
-		"SGID_CLIENT_SECRET=" + idp.ClientSecret(),
-		"SGID_PRIVATE_KEY=" + sgidtest.EncodePKCS8(idp.ClientKey()),
-		"SGID_HOSTNAME=" + idp.URL(),
-	}
+	return m.Run()
 }
 
 // Process is one running Caddy.
@@ -177,6 +104,23 @@ func Start(bin, dir, name string, s Site, env []string) (*Process, error) {
 			return nil, fmt.Errorf("caddy %s did not listen on %s: %s", name, s.Addr, p.Tail(20))
 		}
 	}
+}
+
+// StartForTest is Start for a test: the test fails if Caddy does not start,
+// and Caddy is stopped when the test ends, its output logged if it failed.
+func StartForTest(t testing.TB, bin, dir, name string, s Site, env []string) *Process {
+	t.Helper()
+	p, err := Start(bin, dir, name, s, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("caddy %s output:\n%s", name, p.Tail(30))
+		}
+	})
+	return p
 }
 
 // Reload replaces the config with s's through the admin API, as an operator
@@ -256,131 +200,4 @@ func (p *Process) Goroutines() (int, error) {
 		return 0, fmt.Errorf("unexpected pprof answer %q", first)
 	}
 	return strconv.Atoi(n)
-}
-
-// FreeAddr asks the OS for a free loopback port. Another process may take it
-// before Caddy binds it; on this test machine that has not been seen.
-func FreeAddr() (string, error) {
-	addrs, err := FreeAddrs(1)
-	if err != nil {
-		return "", err
-	}
-	return addrs[0], nil
-}
-
-// FreeAddrs is n addresses with one port, free on each of 127.0.0.1,
-// 127.0.0.2, ... 127.0.0.n, for the instances of one cluster. The OS picks a
-// port free on the first; it is tried on the others, and another is picked if
-// it is taken there.
-func FreeAddrs(n int) ([]string, error) {
-	const tries = 20
-	var lastErr error
-	for range tries {
-		addrs, err := freeAddrs(n)
-		if err == nil {
-			return addrs, nil
-		}
-		lastErr = err
-	}
-	return nil, fmt.Errorf("no port free on %d loopback addresses in %d tries: %w", n, tries, lastErr)
-}
-
-func freeAddrs(n int) ([]string, error) {
-	first, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	defer first.Close()
-	_, port, _ := net.SplitHostPort(first.Addr().String())
-	addrs := []string{first.Addr().String()}
-	for i := 2; i <= n; i++ {
-		addr := net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), port)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		addrs = append(addrs, addr)
-	}
-	return addrs, nil
-}
-
-// Upstream is the app behind the gateway. It answers 200 and copies every
-// X- header it received into its response as X-Seen-<name>, so a client sees
-// what the gateway passed on.
-func Upstream() *httptest.Server {
-	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for name, v := range r.Header {
-			if strings.HasPrefix(name, "X-") {
-				w.Header()["X-Seen-"+name] = v
-			}
-		}
-		io.WriteString(w, "app page\n")
-	}))
-}
-
-// Login runs a whole login at siteURL as a browser would, following the
-// redirects through the fake sgID, and returns the session's Cookie header and
-// the last response (the app's, if it worked). siteURL is the public URL; to
-// log in at one instance of a cluster, tr is that instance's Site.Transport,
-// which the callback goes through too. tr may be shared by many logins.
-func Login(tr http.RoundTripper, siteURL string) (cookie string, resp *http.Response, err error) {
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Transport: tr, Jar: jar, Timeout: 30 * time.Second}
-	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
-	req.Header.Set("Accept", "text/html")
-	resp, err = c.Do(req)
-	if err != nil {
-		return "", nil, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Seen-X-Sgid-Sub") == "" {
-		return "", resp, fmt.Errorf("login ended with %d and no identity at the app", resp.StatusCode)
-	}
-	u, _ := url.Parse(siteURL)
-	var b bytes.Buffer
-	for _, ck := range jar.Cookies(u) {
-		// Only the session: the jar holds the fake sgID's cookies too (same
-		// host, other port), and attempt cookies are cleared at the callback.
-		if !strings.HasPrefix(ck.Name, "sgid_session") || strings.Contains(ck.Name, "_login_") {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(ck.Name + "=" + ck.Value)
-	}
-	return b.String(), resp, nil
-}
-
-// UpdateCookies applies a response's Set-Cookie headers to a Cookie header, as
-// a browser would: new values replace old ones, expired cookies go.
-func UpdateCookies(cookie string, resp *http.Response) string {
-	jar := map[string]string{}
-	var order []string
-	for _, part := range strings.Split(cookie, "; ") {
-		if name, value, ok := strings.Cut(part, "="); ok {
-			jar[name] = value
-			order = append(order, name)
-		}
-	}
-	for _, ck := range resp.Cookies() {
-		if _, ok := jar[ck.Name]; !ok {
-			order = append(order, ck.Name)
-		}
-		if ck.MaxAge < 0 {
-			delete(jar, ck.Name)
-			continue
-		}
-		jar[ck.Name] = ck.Value
-	}
-	var parts []string
-	for _, name := range order {
-		if v, ok := jar[name]; ok {
-			parts = append(parts, name+"="+v)
-			delete(jar, name)
-		}
-	}
-	return strings.Join(parts, "; ")
 }

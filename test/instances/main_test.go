@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,20 +24,7 @@ import (
 // caddyBin is cmd/caddy, built once for the package by TestMain.
 var caddyBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "caddy-sgid-instances")
-	if err != nil {
-		panic(err)
-	}
-	if caddyBin, err = Build(dir, false); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(Main(m, false, &caddyBin)) }
 
 // fixture is one fake sgID, one app, and a directory for the Caddy processes
 // of one test. It is used from the test's goroutine only.
@@ -63,15 +49,9 @@ func newFixture(t *testing.T, env ...string) *fixture {
 // admin API on a free port if admin is set.
 func (f *fixture) site(storage string, admin bool) Site {
 	f.t.Helper()
-	s := Site{Storage: storage, Upstream: strings.TrimPrefix(f.app.URL, "http://")}
-	var err error
-	if s.Addr, err = FreeAddr(); err != nil {
+	s, err := LocalSite(storage, f.app.URL, admin)
+	if err != nil {
 		f.t.Fatal(err)
-	}
-	if admin {
-		if s.Admin, err = FreeAddr(); err != nil {
-			f.t.Fatal(err)
-		}
 	}
 	return s
 }
@@ -127,17 +107,7 @@ func (f *fixture) issuer() string {
 // if the test fails.
 func (f *fixture) start(name string, s Site) *Process {
 	f.t.Helper()
-	p, err := Start(caddyBin, f.dir, name, s, f.env)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() {
-		p.Stop()
-		if f.t.Failed() {
-			f.t.Logf("caddy %s output:\n%s", name, p.Tail(30))
-		}
-	})
-	return p
+	return StartForTest(f.t, caddyBin, f.dir, name, s, f.env)
 }
 
 // login logs a new browser in at s's instance and returns its session cookies and the
@@ -155,31 +125,12 @@ func (f *fixture) login(s Site) (cookie, sub string) {
 	return cookie, sub
 }
 
-// call sends one GET to url as a script would (so no session is a 401, not a
-// redirect), with the cookie header if any, and returns the response with its
-// body read.
-func call(c *http.Client, url, cookie string) (*http.Response, string, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	req.Header.Set("Accept", "application/json")
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp, string(body), err
-}
-
-// get is call at path of s's public URL, sent to s's instance.
+// get sends one GET for path at s's public URL to s's instance, as a script
+// would (so no session is a 401, not a redirect), with the cookie header if
+// any, and returns the response with its body read.
 func (f *fixture) get(s Site, path, cookie string) (*http.Response, string) {
 	f.t.Helper()
-	resp, body, err := call(f.client(s), s.URL()+path, cookie)
+	resp, body, err := Request(f.client(s), http.MethodGet, s.URL()+path, "application/json", cookie)
 	if err != nil {
 		f.t.Fatalf("GET %s at %s: %v", path, s.Addr, err)
 	}

@@ -201,7 +201,7 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Once reload returns, a new connection gets the new config.
-		resp, _, err := call(&http.Client{Transport: base.Transport()}, site+"/page", cookie)
+		resp, _, err := Request(&http.Client{Transport: base.Transport()}, http.MethodGet, site+"/page", "application/json", cookie)
 		if err != nil {
 			t.Errorf("after reload %d: %v", g, err)
 		} else if resp.Header.Get("X-Gen") != strconv.Itoa(g) {
