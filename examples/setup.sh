@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need: staticcheck (Go module proxy), and what the
-# upstream verification snippets in examples/verify/ need, so that
+# Installs what the tests need: staticcheck (Go module proxy), Debian's
+# redis-server (the revocation store's tests run a real one, through
+# internal/redistest), and what the upstream verification snippets in
+# examples/verify/ need, so that
 # examples_test.go can run every one of them: PHP (with its openssl
 # extension), PyJWT with cryptography for Debian's /usr/bin/python3, Node.js with
 # npm, and the `jose` package for the Node snippet. Debian or Ubuntu; idempotent:
@@ -23,6 +25,11 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
 	# Node.js builds that are not Debian's bundle npm; Debian's is a package of its own.
 	packages+=(npm)
+fi
+if [ ! -x /usr/bin/redis-server ]; then
+	# The tests start it themselves on a free loopback port (internal/redistest);
+	# the service the package may enable is not used.
+	packages+=(redis-server)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
@@ -51,4 +58,4 @@ if ! "$staticcheck" -version 2>/dev/null | grep -q "${staticcheck_version#v}"; t
 	go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
 fi
 
-echo "setup: php $(php -r 'echo PHP_VERSION;'), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), node $(node --version), jose $(node -p 'require("./'"$node_dir"'/node_modules/jose/package.json").version')"
+echo "setup: $(/usr/bin/redis-server --version | cut -d' ' -f1-3), php $(php -r 'echo PHP_VERSION;'), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), node $(node --version), jose $(node -p 'require("./'"$node_dir"'/node_modules/jose/package.json").version')"
