@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard" // reverse_proxy in the examples
 )
 
 // The README's Caddyfile reference is checked against the code: the same
