@@ -166,10 +166,11 @@ func TestPreviousReleaseCookiesAreNoSession(t *testing.T) {
 				}
 				return r
 			}
-			// The fixture is genuine: the previous release's keys open it.
+			// The fixture is genuine: the previous release's keys open it
+			// (a session's payload is also of the format before ids).
 			old, _ := newCodec(t, nil)
 			old.sealers = []*securecookie.SecureCookie{v1Sealer(t, secret(1))}
-			if err := tt.read(old, request(), state); err != nil {
+			if err := tt.read(old, request(), state); err != nil && !strings.Contains(err.Error(), "malformed payload") {
 				t.Fatalf("setup: the v1 keys do not open the fixture: %v", err)
 			}
 			for _, binding := range [][]string{nil, {"https://id.singpass.gov.sg", "client", "https://app.example.sg"}} {
@@ -215,7 +216,7 @@ func TestCodecsSharingSecretsShareSessions(t *testing.T) {
 func sessionOfSize(t *testing.T, n int) *Data {
 	t.Helper()
 	for l := n; l >= 0; l-- {
-		d := &Data{Sub: "u=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", Created: t0, Refreshed: t0,
+		d := &Data{ID: NewID(), Sub: "u=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", Created: t0, Refreshed: t0,
 			Fields: map[string]string{"myinfo.registered_address": strings.Repeat("x", l)}}
 		if len(marshalSession(d)) == n {
 			return d

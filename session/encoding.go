@@ -10,7 +10,7 @@ import (
 // allocates for the payload once, whatever the number of fields, and values need no
 // escaping however much UTF-8 or how many newlines they hold.
 //
-//	session: tagSession, varint created, varint refreshed, string sub,
+//	session: tagSession, varint created, varint refreshed, string id, string sub,
 //	         uvarint count, count × (string name, string value)
 //	attempt: tagAttempt, varint created, string state, string nonce,
 //	         string code verifier, string redirect URI, string return-to
@@ -18,8 +18,11 @@ import (
 // Times are Unix seconds; a string is a uvarint length and its bytes. The tag names
 // the type and the format version: a future format takes a new tag, and a cookie of
 // a format this code does not know is ErrInvalid, which only means logging in again.
+//
+// 0x52 added the session id; a 0x51 session (no id, so no way to revoke it
+// alone) is ErrInvalid.
 const (
-	tagSession byte = 0x51
+	tagSession byte = 0x52
 	tagAttempt byte = 0x61
 )
 
@@ -30,7 +33,7 @@ func appendString(b []byte, s string) []byte {
 
 // marshalSession encodes d. Times keep whole seconds.
 func marshalSession(d *Data) []byte {
-	size := 1 + 2*binary.MaxVarintLen64 + binary.MaxVarintLen32 + len(d.Sub) + binary.MaxVarintLen32
+	size := 1 + 2*binary.MaxVarintLen64 + 2*binary.MaxVarintLen32 + len(d.ID) + len(d.Sub) + binary.MaxVarintLen32
 	for k, v := range d.Fields {
 		size += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
@@ -38,6 +41,7 @@ func marshalSession(d *Data) []byte {
 	b = append(b, tagSession)
 	b = binary.AppendVarint(b, d.Created.Unix())
 	b = binary.AppendVarint(b, d.Refreshed.Unix())
+	b = appendString(b, d.ID)
 	b = appendString(b, d.Sub)
 	b = binary.AppendUvarint(b, uint64(len(d.Fields)))
 	for k, v := range d.Fields {
@@ -130,7 +134,7 @@ func unmarshalSession(b []byte) (*Data, bool) {
 	if d.byte() != tagSession {
 		return nil, false
 	}
-	s := &Data{Created: d.time(), Refreshed: d.time(), Sub: d.string()}
+	s := &Data{Created: d.time(), Refreshed: d.time(), ID: d.string(), Sub: d.string()}
 	n := d.uvarint()
 	// Each field takes at least two bytes, so a count the payload cannot hold is
 	// refused before it sizes the map.

@@ -8,6 +8,7 @@ import (
 
 func TestPayloadRoundTrip(t *testing.T) {
 	d := &Data{
+		ID:        NewID(),
 		Sub:       "u=1",
 		Fields:    map[string]string{"a": "x\ny\x00z", "b": bigValue(5000), "": ""},
 		Created:   time.Unix(1_772_000_000, 0),
@@ -26,12 +27,14 @@ func TestPayloadRoundTrip(t *testing.T) {
 func TestUnmarshalRejectsMalformedPayloads(t *testing.T) {
 	session := marshalSession(typicalData())
 	attempt := marshalAttempt(newAttempt("s"))
-	dup := []byte{tagSession, 0, 0}
+	dup := appendString([]byte{tagSession, 0, 0}, "id")
 	dup = appendString(dup, "sub")
 	dup = binary.AppendUvarint(dup, 2)
 	dup = appendString(appendString(dup, "k"), "v1")
 	dup = appendString(appendString(dup, "k"), "v2")
-	hugeCount := binary.AppendUvarint(appendString([]byte{tagSession, 0, 0}, "sub"), 1<<40)
+	hugeCount := binary.AppendUvarint(appendString(appendString([]byte{tagSession, 0, 0}, "id"), "sub"), 1<<40)
+	// The format before session ids: no id, tag 0x51.
+	beforeIDs := binary.AppendUvarint(appendString([]byte{0x51, 0, 0}, "sub"), 0)
 
 	type malformed struct {
 		name    string
@@ -44,6 +47,7 @@ func TestUnmarshalRejectsMalformedPayloads(t *testing.T) {
 		{"attempt read as session", attempt, true},
 		{"session read as attempt", session, false},
 		{"duplicate field", dup, true},
+		{"a session from before ids", beforeIDs, true},
 		{"field count past the payload", hugeCount, true},
 		{"string length past the payload", []byte{tagAttempt, 0, 0xff, 0xff, 0x03, 'x'}, false},
 		{"overlong varint", append([]byte{tagSession}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), true},

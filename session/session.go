@@ -1,7 +1,9 @@
 package session
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +14,10 @@ import (
 
 // Data is one logged-in user's session: only what the gateway forwards is kept.
 type Data struct {
+	// ID names this session, the same from login to its end, so that it can
+	// be revoked alone: IDLen random bytes, base64url. Write makes one when
+	// it is empty.
+	ID  string
 	Sub string // pairwise sgID subject
 	// Fields maps a scope name to its value: only the configured fields. Values may
 	// hold any UTF-8, newlines included; the whole session encodes to at most
@@ -164,7 +170,7 @@ func (c *Codec) NeedsRefresh(d *Data) bool {
 }
 
 // Write sets the session cookies for d. It sets d.Refreshed to now (and d.Created,
-// when zero), both in whole seconds, so it modifies d: pass a copy if d is shared
+// when zero), both in whole seconds, and d.ID when empty, so it modifies d: pass a copy if d is shared
 // with other goroutines, such as a cached session. The chunks beyond the new count
 // that the request carried (up to "_9": the previous release wrote ten), and any
 // chunks under the other name form, are deleted.
@@ -177,6 +183,9 @@ func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bo
 	now := time.Unix(c.now().Unix(), 0)
 	if d.Created.IsZero() {
 		d.Created = now
+	}
+	if d.ID == "" {
+		d.ID = NewID()
 	}
 	d.Created = time.Unix(d.Created.Unix(), 0)
 	d.Refreshed = now
@@ -262,4 +271,14 @@ func (c *Codec) Clear(w http.ResponseWriter, r *http.Request, secure bool) {
 			}
 		}
 	}
+}
+
+// IDLen is the random bytes in a session id: 128 bits, unguessable.
+const IDLen = 16
+
+// NewID is a fresh session id.
+func NewID() string {
+	var b [IDLen]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
