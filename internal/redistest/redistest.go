@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -82,6 +83,31 @@ func (s *Server) Kill() {
 	s.kill()
 }
 
+// Pause stops the server with SIGSTOP: it keeps its port and its data, and
+// the kernel still accepts connections for it, but nothing answers, as with
+// a Redis stuck in a long command or behind a stalled network. Resume ends it.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("redistest: %s to a server that is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: sending %s to redis-server: %v", sig, err)
+	}
+}
+
 // Restart kills the server if it runs and starts a new one on the same port,
 // empty: a Redis without persistence back after a restart, a flush or a
 // failover to an empty replica.
@@ -147,7 +173,7 @@ func (s *Server) kill() {
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill() // SIGKILL on Unix, by the PID Start got
+	_ = s.cmd.Process.Kill() // SIGKILL, by the PID Start got; it ends a paused server too
 	<-s.done
 	s.cmd = nil
 }

@@ -112,3 +112,16 @@ func TestMissingBinarySaysToRunSetup(t *testing.T) {
 		t.Fatalf("checkBinary(%s) = %v on a machine with redis-server", Binary, err)
 	}
 }
+
+func TestPauseStopsAnswersUntilResume(t *testing.T) {
+	s := Start(t)
+	s.Pause()
+	if got, err := do(t, s.Addr(), "PING"); err == nil {
+		t.Fatalf("PING answered %q while paused", got)
+	}
+	s.Resume()
+	if got, err := do(t, s.Addr(), "PING"); err != nil || got != "+PONG" {
+		t.Fatalf("PING after Resume = %q, %v", got, err)
+	}
+	s.Pause() // Cleanup's Kill ends a paused server
+}
