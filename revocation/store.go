@@ -1,0 +1,68 @@
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Store keeps the entries of one site, shared by every instance that serves
+// it. The caller gives each backend a key prefix that names the site; two
+// prefixes never see each other's entries or spent states.
+//
+// The request path never calls a Store: a Syncer copies its entries into a
+// List, which is what requests consult. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// Add keeps e until it expires. Adding an entry that is already there,
+	// or one that has already expired, does nothing.
+	Add(ctx context.Context, e Entry) error
+	// Snapshot returns every live entry. Its cost is proportional to the
+	// live entries, whatever the history: expired ones are dropped as it
+	// meets them.
+	Snapshot(ctx context.Context) ([]Entry, error)
+	// Changes signals that another instance may have added something; a
+	// receiver should take a Snapshot. Signals are coalesced: one may stand
+	// for many adds. It is nil for a store that can only be polled, and it is
+	// closed by Close.
+	Changes() <-chan struct{}
+	// Spend marks key (a login attempt's state) as used for ttl. It is true
+	// the first time key is spent within ttl, on any instance, and false for
+	// every later try within ttl: a replayed callback. Stores keep a digest
+	// of key, never key itself.
+	Spend(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+	// Close releases what the store holds. Every call after it fails with an
+	// error wrapping ErrClosed; closing twice is not an error.
+	Close() error
+}
+
+// ErrClosed is wrapped by the errors of a Store's methods after Close.
+var ErrClosed = errors.New("revocation store closed")
+
+// errBadTTL is returned by Spend for a ttl that cannot be kept: below a
+// millisecond, Redis's unit.
+var errBadTTL = errors.New("spend ttl under a millisecond")
+
+// Key layout under a site's prefix, the same for every backend so that an
+// operator finds the same names in storage and in Redis:
+//
+//	<prefix>/revocations/<expiry ms>-<digest>  one entry (storage: a key; Redis: a field of the hash <prefix>/revocations)
+//	<prefix>/revocations/changes                Redis: the pub/sub channel Add publishes on
+//	<prefix>/spent/<digest>                     one spent login state
+const (
+	revocationsDir = "/revocations"
+	changesChannel = "/revocations/changes"
+	spentDir       = "/spent"
+)
+
+// checkSpend is the argument check both backends make, in one place.
+func checkSpend(key string, ttl time.Duration) error {
+	if key == "" {
+		return errors.New("spending an empty login state")
+	}
+	if ttl < time.Millisecond {
+		return fmt.Errorf("%w: %s", errBadTTL, ttl)
+	}
+	return nil
+}
