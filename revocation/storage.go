@@ -1,0 +1,203 @@
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// sweepEvery is how often a storage store looks for expired spent states.
+// Finding them means loading each (their expiry is in the value, since their
+// name must follow from the state alone), so it is not done on every poll.
+const sweepEvery = time.Minute
+
+// storageStore keeps entries in a certmagic.Storage, the store a Caddy
+// cluster already shares: one immutable key per entry, so that a poll lists
+// names and loads only those it has not seen.
+type storageStore struct {
+	storage  certmagic.Storage
+	dir      string // prefix + revocationsDir
+	spentDir string // prefix + spentDir
+	now      func() time.Time
+	closed   atomic.Bool
+
+	mu        sync.Mutex
+	cache     map[string]Entry // by name; names are immutable, so never stale
+	lastSweep time.Time
+}
+
+// NewStorage returns a Store kept in storage under prefix, which names the
+// site (see Store). Caddy storage cannot signal, so Changes is nil and
+// instances learn of each other's entries at their Syncer's Interval.
+// Calls last as long as the storage takes: bound them with their context.
+func NewStorage(storage certmagic.Storage, prefix string) Store {
+	return &storageStore{
+		storage:  storage,
+		dir:      prefix + revocationsDir,
+		spentDir: prefix + spentDir,
+		now:      time.Now,
+		cache:    make(map[string]Entry),
+	}
+}
+
+func (s *storageStore) Add(ctx context.Context, e Entry) error {
+	if s.closed.Load() {
+		return fmt.Errorf("adding revocation: %w", ErrClosed)
+	}
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if e.expired(s.now()) {
+		return nil
+	}
+	name, value := e.encode()
+	if err := s.storage.Store(ctx, s.dir+"/"+name, value); err != nil {
+		return fmt.Errorf("storing revocation: %w", err)
+	}
+	return nil
+}
+
+func (s *storageStore) Snapshot(ctx context.Context) ([]Entry, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("revocation snapshot: %w", ErrClosed)
+	}
+	keys, err := s.storage.List(ctx, s.dir, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("listing revocations: %w", err)
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	listed := make(map[string]struct{}, len(keys))
+	var out []Entry
+	for _, key := range keys {
+		name := path.Base(key)
+		expires, ok := nameExpiry(name)
+		if !ok {
+			continue // not ours: leave it alone
+		}
+		if !now.Before(expires) {
+			// Whoever polls first deletes; a failure is retried next poll.
+			_ = s.storage.Delete(ctx, key)
+			continue
+		}
+		listed[name] = struct{}{}
+		e, ok := s.cache[name]
+		if !ok {
+			value, err := s.storage.Load(ctx, key)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted since the list, by another poller
+			}
+			if err != nil {
+				return nil, fmt.Errorf("loading revocation %s: %w", name, err)
+			}
+			if e, err = decodeEntry(name, value); err != nil {
+				// Not cached: a value being written elsewhere may read
+				// whole at the next poll.
+				continue
+			}
+			s.cache[name] = e
+		}
+		if !e.expired(now) {
+			out = append(out, e)
+		}
+	}
+	for name := range s.cache {
+		if _, ok := listed[name]; !ok {
+			delete(s.cache, name)
+		}
+	}
+	if now.Sub(s.lastSweep) >= sweepEvery {
+		s.lastSweep = now
+		s.sweepSpent(ctx, now)
+	}
+	return out, nil
+}
+
+func (s *storageStore) Changes() <-chan struct{} { return nil }
+
+// Spend holds the storage's lock for the state's key around a load and a
+// store, so that of two instances spending one state at once exactly one
+// sees it unspent. The lock is per state: logins of different users never
+// wait on each other.
+func (s *storageStore) Spend(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if s.closed.Load() {
+		return false, fmt.Errorf("spending login state: %w", ErrClosed)
+	}
+	if err := checkSpend(key, ttl); err != nil {
+		return false, err
+	}
+	k := s.spentDir + "/" + spentName(key)
+	if err := s.storage.Lock(ctx, k); err != nil {
+		return false, fmt.Errorf("locking spent login state: %w", err)
+	}
+	defer func() {
+		// Unlock even when ctx is done: a lock left behind stalls the
+		// next spender of this state until the storage deems it stale.
+		_ = s.storage.Unlock(context.WithoutCancel(ctx), k)
+	}()
+	now := s.now()
+	value, err := s.storage.Load(ctx, k)
+	switch {
+	case err == nil:
+		if until, ok := parseSpent(value); ok && now.Before(until) {
+			return false, nil
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("loading spent login state: %w", err)
+	}
+	until := strconv.FormatInt(now.Add(ttl).UnixMilli(), 10)
+	if err := s.storage.Store(ctx, k, []byte(until)); err != nil {
+		return false, fmt.Errorf("storing spent login state: %w", err)
+	}
+	return true, nil
+}
+
+// sweepSpent deletes spent states past their ttl. Errors are ignored: the
+// next sweep tries again, and a leftover state only costs its bytes.
+func (s *storageStore) sweepSpent(ctx context.Context, now time.Time) {
+	keys, err := s.storage.List(ctx, s.spentDir, false)
+	if err != nil {
+		return
+	}
+	for _, key := range keys {
+		if value, err := s.storage.Load(ctx, key); err != nil || !spentExpired(value, now) {
+			continue
+		}
+		// Check again under Spend's lock: the state may have been spent
+		// anew since the load, and deleting that would allow a replay.
+		if s.storage.Lock(ctx, key) != nil {
+			continue
+		}
+		if value, err := s.storage.Load(ctx, key); err == nil && spentExpired(value, now) {
+			_ = s.storage.Delete(ctx, key)
+		}
+		_ = s.storage.Unlock(context.WithoutCancel(ctx), key)
+	}
+}
+
+func spentExpired(value []byte, now time.Time) bool {
+	until, ok := parseSpent(value)
+	return ok && !now.Before(until)
+}
+
+func parseSpent(value []byte) (time.Time, bool) {
+	ms, err := strconv.ParseInt(string(value), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+func (s *storageStore) Close() error {
+	s.closed.Store(true)
+	return nil
+}
