@@ -219,9 +219,11 @@ func testStore(t *testing.T, b backend) {
 		wins := make([]int, len(states))
 		var mu sync.Mutex
 		var wg sync.WaitGroup
+		start := make(chan struct{}) // all at once, not one after another
 		for i, state := range states {
 			for _, s := range instances {
 				wg.Go(func() {
+					<-start
 					first, err := s.Spend(ctxT(t), state, time.Minute)
 					if err != nil {
 						t.Errorf("Spend(%s) = %v", state, err)
@@ -234,6 +236,7 @@ func testStore(t *testing.T, b backend) {
 				})
 			}
 		}
+		close(start)
 		wg.Wait()
 		for i, n := range wins {
 			if n != 1 {

@@ -82,6 +82,22 @@ func TestRevokedAllocatesNothing(t *testing.T) {
 	}
 }
 
+func TestRevokedDoesNotWaitForWriters(t *testing.T) {
+	l := fullList(t, 100)
+	l.mu.Lock() // a writer in the middle of a Merge
+	defer l.mu.Unlock()
+	done := make(chan bool)
+	go func() { done <- l.Revoked("session-42", "", time.Now()) }()
+	select {
+	case revoked := <-done:
+		if !revoked {
+			t.Fatal("Revoked = false for a held entry")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Revoked waited for a writer")
+	}
+}
+
 func TestAddRefusesInvalidAndIgnoresExpired(t *testing.T) {
 	l := NewList()
 	if err := l.Add(Entry{Session: "s"}); err == nil {

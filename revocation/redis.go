@@ -62,15 +62,18 @@ type redisStore struct {
 // is down at start makes calls fail fast, and they work once it is up.
 //
 // NewRedis works on a copy of opt: zero Dial, Read and Write timeouts become
-// DefaultRedisTimeout, a zero DialerRetries one dial per try, context
-// deadlines are honoured, and each call of the Store is bounded by one dial
-// plus one round trip, retries included. go-redis reports failed dials
-// through its process-wide logger (stderr by default); a program that wants
-// them in its own log sets redis.SetLogger. Add
-// publishes on the site's channel, and a subscriber (one connection of its
-// own, kept up across Redis restarts) turns other instances' publishes into
-// Changes signals. It also signals after each (re)subscription, since what
-// was published while it was away is lost. Close closes the client.
+// DefaultRedisTimeout, a zero DialerRetries one dial per try, and context
+// deadlines are honoured, so that each call of the Store is bounded by one
+// dial plus one round trip, retries included.
+//
+// Add publishes on the site's channel, and a subscriber (one connection of
+// its own, replaced whenever it fails or goes silent) turns other instances'
+// publishes into Changes signals. It also signals after each subscription,
+// since what was published while it was away is lost.
+//
+// go-redis reports failed dials through its process-wide logger (stderr by
+// default); a program that wants them in its own log calls redis.SetLogger.
+// Close closes the client.
 func NewRedis(opt *redis.Options, prefix string) Store {
 	o := *opt
 	for _, d := range []*time.Duration{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout} {
