@@ -45,6 +45,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		assertion_lifetime <duration>           # default 5m
 //		timeout            <duration>           # each call to sgID; default 10s
 //		clock_skew         <duration>           # ID token time tolerance; default 60s
+//		revocation_store   <storage|redis-url>  # where logouts are shared; default storage (Caddy's)
+//		revocation_poll    <duration>           # full reload of revocations; default 10s
 //	}
 //
 // Fields are scope names (myinfo.name) or sub; a field that is forwarded or
@@ -59,6 +61,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // one host of the site block and the one port its server listens on; a site
 // block without exactly one (:443, http://, several names, a wildcard) must
 // set redirect_uri, and caddy validate says so.
+//
+// A logout revokes its session, and /.sgid/logout?everywhere=1 every session
+// of the user, on every instance sharing the revocation store: Caddy's
+// storage (each instance reloads it every revocation_poll) or Redis
+// (redis://[user:password@]host:port[/db], or rediss:// for TLS; changes
+// reach every instance within a second).
 //
 // X-Sgid-Sub always carries the sub and X-Sgid-Assertion the signed JWT.
 // Secrets should be {env.*} or {file.*} placeholders, which are expanded at
@@ -183,6 +191,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "clock_skew":
 			if err := durationArg(d, &h.ClockSkew); err != nil {
+				return err
+			}
+		case "revocation_store":
+			if err := oneArg(d, &h.RevocationStore); err != nil {
+				return err
+			}
+		case "revocation_poll":
+			if err := durationArg(d, &h.RevocationPoll); err != nil {
 				return err
 			}
 		default:

@@ -48,6 +48,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "anonymous given twice", caddyfile: withCreds("\t\tanonymous\n\t\tanonymous\n"), want: "subdirective anonymous given more than once", line: 7},
 		{name: "anonymous with an argument", caddyfile: withCreds("\t\tanonymous true\n"), want: "wrong argument count", line: 6},
 
+		{name: "revocation_store neither storage nor Redis", caddyfile: withCreds("\t\trevocation_store memcached://cache:11211\n"), want: "revocation_store: want storage, or a Redis URL (redis:// or rediss://)", line: 6},
+		{name: "revocation_store Redis URL that does not parse", caddyfile: withCreds("\t\trevocation_store redis://:hunter2@cache:port\n"), want: "revocation_store: the Redis URL does not parse", line: 6},
+		{name: "revocation_poll under a second", caddyfile: withCreds("\t\trevocation_poll 100ms\n"), want: "revocation_poll must be at least 1s", line: 6},
+
 		{name: "bad duration", caddyfile: withCreds("\t\tsession_lifetime twelve_hours\n"), want: `session_lifetime: bad duration "twelve_hours"`, line: 6},
 		{name: "duration in two words", caddyfile: withCreds("\t\tsession_lifetime 12 h\n"), want: "wrong argument count", line: 6},
 		{name: "negative duration", caddyfile: withCreds("\t\ttimeout -5s\n"), want: "timeout must be positive", line: 6},
@@ -99,6 +103,9 @@ func TestCaddyfileErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("want an error containing %q, got %q", tt.want, err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error repeats a password from the Caddyfile: %q", err)
 			}
 			if m := caddyfileLineRE.FindStringSubmatch(err.Error()); m == nil || m[1] != strconv.Itoa(tt.line) {
 				t.Errorf("want the error to point at Caddyfile:%d, got %q\n%s", tt.line, err, numbered(tt.caddyfile))

@@ -230,6 +230,8 @@ func TestAdaptDecodesEverySubdirective(t *testing.T) {
 		AssertionLifetime: caddy.Duration(2 * time.Minute),
 		Timeout:           caddy.Duration(5 * time.Second),
 		ClockSkew:         caddy.Duration(30 * time.Second),
+		RevocationStore:   "{env.SGID_REDIS_URL}",
+		RevocationPoll:    caddy.Duration(5 * time.Second),
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("all_subdirectives.caddyfile adapted to\n%+v\nwant\n%+v", h, want)

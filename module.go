@@ -99,8 +99,20 @@ type Handler struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// ClockSkew is the tolerance on ID token times. Default: 60s.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+	// RevocationStore is where revocations (logouts, sign-outs everywhere,
+	// an operator's) and spent login states are shared between instances:
+	// "storage", Caddy's storage, or a Redis URL (redis:// or rediss://;
+	// {env.*} and {file.*} work). Requests with a session are checked against
+	// an in-memory copy and never wait on the store. Default: storage.
+	RevocationStore string `json:"revocation_store,omitempty"`
+	// RevocationPoll is the time between two full reloads of the revocation
+	// store: with Caddy storage, how late an instance may learn of a
+	// revocation made on another; with Redis, changes arrive within a second
+	// and the reload makes up for a missed one. Default: 10s.
+	RevocationPoll caddy.Duration `json:"revocation_poll,omitempty"`
 
-	gw *gateway.Gateway // the request pipeline, built by Provision
+	gw         *gateway.Gateway // the request pipeline, built by Provision
+	revocation string           // the key of this site's revocations in the process's pool
 }
 
 // Forward passes one field to the upstream as a header.
@@ -138,6 +150,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) Cleanup() error {
 	if h.gw != nil {
 		h.gw.Close()
+	}
+	if h.revocation != "" {
+		_, _ = revocations.Delete(h.revocation)
 	}
 	return nil
 }

@@ -18,7 +18,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	h.gw, err = gateway.New(cfg)
+	if h.gw, err = gateway.New(cfg); err != nil && h.revocation != "" {
+		_, _ = revocations.Delete(h.revocation)
+		h.revocation = ""
+	}
 	return err
 }
 
@@ -75,6 +78,9 @@ func (h *Handler) resolve(ctx caddy.Context) (gateway.Config, error) {
 	}
 	provisionMetrics(ctx, cfg.Logger)
 	h.pipeline(&cfg)
+	if err := h.openRevocations(ctx, expand, &cfg, issuer); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 

@@ -89,6 +89,7 @@ func (h *Handler) Validate() error {
 		{"assertion_lifetime", h.AssertionLifetime, true},
 		{"timeout", h.Timeout, false},
 		{"clock_skew", h.ClockSkew, false},
+		{"revocation_poll", h.RevocationPoll, true},
 	} {
 		switch {
 		case d.value < 0:
@@ -103,6 +104,9 @@ func (h *Handler) Validate() error {
 	lifetime := durationOr(h.SessionLifetime, session.DefaultLifetime)
 	if h.IdleTimeout > 0 && time.Duration(h.IdleTimeout) > lifetime {
 		return invalid("idle_timeout", 0, "idle_timeout %s is longer than the session lifetime %s", time.Duration(h.IdleTimeout), lifetime)
+	}
+	if err := checkRevocationStore(h.RevocationStore); err != nil && !hasPlaceholder(h.RevocationStore) {
+		return invalid("revocation_store", 0, "revocation_store: %w", err)
 	}
 	if h.CookieName != "" {
 		if err := session.CheckName(h.CookieName); err != nil {

@@ -140,6 +140,13 @@ func (c *Codec) Check(d *Data) error {
 	return nil
 }
 
+// Lifetime is the absolute session lifetime the codec enforces.
+func (c *Codec) Lifetime() time.Duration { return c.lifetime }
+
+// End is when d's absolute lifetime ends, however often it is refreshed: the
+// last moment a revocation of d must be kept.
+func (c *Codec) End(d *Data) time.Time { return d.Created.Add(c.lifetime) }
+
 // Expiry is when d dies unless refreshed: the earlier of the end of its lifetime
 // and the end of its idle window.
 func (c *Codec) Expiry(d *Data) time.Time {

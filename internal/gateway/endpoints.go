@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sgidproxy/caddy-sgid/revocation"
 	"github.com/sgidproxy/caddy-sgid/session"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
@@ -90,7 +91,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 	// and its state remembered, so that a saved copy of the cookie replayed
 	// with this URL is refused even if sgID would accept the code again.
 	g.codec.ClearAttempt(w, r, state, isSecure(r))
-	if !spentStates.spend(state, AttemptTTL) {
+	if !g.spend(r, state) {
 		return g.fail(w, r, outAttemptSpent, nil, "/")
 	}
 	started := time.Now()
@@ -131,14 +132,37 @@ func (g *Gateway) keep(data map[string]string) map[string]string {
 	return out
 }
 
-// logout ends the session and goes to return_to, or shows a page: sending the
-// user back into the site would only start a new login.
+// logout ends the session, here and on every instance (a saved copy of the
+// cookie is no session anywhere), and goes to return_to, or shows a page:
+// sending the user back into the site would only start a new login. With
+// ?everywhere=1 it ends every session of the user for this site, but only
+// from a same-origin POST: a GET shows the page that sends one, so that no
+// other site can sign a user out everywhere.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
+	everywhere := r.URL.Query().Get("everywhere") == "1"
+	w.Header().Set("Cache-Control", "no-store")
+	if everywhere && r.Method != http.MethodPost {
+		return writePage(w, http.StatusOK, page{Title: "Log out everywhere",
+			Message:    "This ends your sessions on this site in every browser and device.",
+			FormAction: EndpointPrefix + "logout?everywhere=1", FormButton: "Log out everywhere"})
+	}
+	if everywhere && !g.sameOrigin(r) {
+		return g.fail(w, r, outCrossSiteEverywhere, nil, "")
+	}
+	if e := g.lookup(r); e != nil {
+		entry := revocation.Entry{Session: e.data.ID, Sub: e.data.Sub, Expires: g.codec.End(e.data), Reason: revocation.ReasonLogout}
+		if everywhere {
+			// Every session of this sub made until now, whichever browser
+			// holds it; a login after this one is a new session.
+			now := time.Now()
+			entry = revocation.Entry{Sub: e.data.Sub, Before: now, Expires: now.Add(g.codec.Lifetime()), Reason: revocation.ReasonEverywhere}
+		}
+		g.revoke(r.Context(), entry)
+	}
 	if key, ok := g.codec.Fingerprint(r); ok {
 		g.cache.remove(key)
 	}
 	g.codec.Clear(w, r, isSecure(r))
-	w.Header().Set("Cache-Control", "no-store")
 	if rt := r.URL.Query().Get("return_to"); rt != "" {
 		http.Redirect(w, r, safeReturnTo(rt), http.StatusSeeOther)
 		return nil
@@ -147,7 +171,11 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: "You have logged out.", Link: EndpointPrefix + "login", LinkText: "Log in again"})
+	msg := "You have logged out."
+	if everywhere {
+		msg = "You have logged out of this site everywhere."
+	}
+	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: msg, Link: EndpointPrefix + "login", LinkText: "Log in again"})
 }
 
 // userinfo is the identity as JSON, for same-origin single-page apps. A user

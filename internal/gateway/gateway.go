@@ -28,6 +28,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/sgidproxy/caddy-sgid/revocation"
 	"github.com/sgidproxy/caddy-sgid/session"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
@@ -50,6 +51,13 @@ type Config struct {
 	SigningKeys       []*ecdsa.PrivateKey // ES256: the first signs, all are published
 	SigningSecret     []byte              // HS256 instead, when set
 	AssertionLifetime time.Duration
+
+	// Revocations is the site's revocation list, checked on every request
+	// with a session (in memory); Store shares logouts, sign-outs everywhere
+	// and spent login states with every instance. Either may be nil: no
+	// revocation, or this process only.
+	Revocations *revocation.List
+	Store       revocation.Store
 
 	Forward   []Forward
 	Require   []Requirement
@@ -84,6 +92,8 @@ type Gateway struct {
 	forward     []Forward
 	require     []Requirement
 	owned       map[string]bool // header names the gateway owns, normalized
+	revocations *revocation.List
+	store       revocation.Store
 	anonymous   bool
 	errorRoutes bool
 	assertTTL   time.Duration
@@ -96,7 +106,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: no site")
 	}
 	g := &Gateway{
-		site: cfg.Site, require: cfg.Require, anonymous: cfg.Anonymous, errorRoutes: cfg.ErrorRoutes,
+		site: cfg.Site, require: cfg.Require, revocations: cfg.Revocations, store: cfg.Store, anonymous: cfg.Anonymous, errorRoutes: cfg.ErrorRoutes,
 		assertTTL: cfg.AssertionLifetime, logger: cfg.Logger,
 		cache: newSessionCache(defaultCacheSize),
 	}

@@ -110,14 +110,15 @@ func (c *sessionCache) remove(key [32]byte) {
 }
 
 // lookup finds the request's session: from the cache by cookie fingerprint, or by
-// decoding the cookie. Any failure is "no session".
+// decoding the cookie, and never one that has been revoked (checked on every
+// request, cached or not). Any failure is "no session".
 func (g *Gateway) lookup(r *http.Request) *cacheEntry {
 	key, ok := g.codec.Fingerprint(r)
 	if !ok {
 		return nil
 	}
 	if e := g.cache.get(key); e != nil {
-		if g.codec.Check(e.data) != nil {
+		if g.codec.Check(e.data) != nil || g.isRevoked(e.data) {
 			g.cache.remove(key)
 			return nil
 		}
@@ -129,6 +130,9 @@ func (g *Gateway) lookup(r *http.Request) *cacheEntry {
 			c.Write(zap.String("reason", err.Error()))
 		}
 		return nil
+	}
+	if g.isRevoked(d) {
+		return nil // not cached: revoked cookies are few, and the check is cheap
 	}
 	e := g.newEntry(d)
 	g.cache.put(key, e)

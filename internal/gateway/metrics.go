@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sgidproxy/caddy-sgid/revocation"
+	"go.uber.org/zap"
 )
 
 // Why a login failed, as the reason label of caddy_sgid_logins_failed_total. The
@@ -45,7 +47,14 @@ type gatewayMetrics struct {
 	sgidDuration      *prometheus.HistogramVec
 	sessionsRefreshed prometheus.Counter
 	requireDenied     prometheus.Counter
+	revocations       *prometheus.CounterVec
+	storeErrors       prometheus.Counter
+	syncLag           *prometheus.GaugeVec
+	revocationsLive   *prometheus.GaugeVec
 }
+
+// revocationReasons are the reason label values of caddy_sgid_revocations_total.
+var revocationReasons = []string{revocation.ReasonLogout, revocation.ReasonEverywhere, revocation.ReasonAdmin}
 
 func newMetrics() *gatewayMetrics {
 	const ns, sub = "caddy", "sgid"
@@ -75,11 +84,30 @@ func newMetrics() *gatewayMetrics {
 			Namespace: ns, Subsystem: sub, Name: "require_denied_total",
 			Help: "Requests with a session refused by the require rules.",
 		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "revocations_total",
+			Help: "Revocations made on this instance, by reason: logout, everywhere (a user's sign-out everywhere), admin.",
+		}, []string{"reason"}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "revocation_store_errors_total",
+			Help: "Calls to the revocation store that failed: snapshots, adds and spent login states. Requests with a session never wait on the store.",
+		}),
+		syncLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "revocation_sync_age_seconds",
+			Help: "Time between the last two successful snapshots of the revocation store: how late this instance may learn of a revocation made on another.",
+		}, []string{"site"}),
+		revocationsLive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "revocations_live",
+			Help: "Live revocation entries in the last snapshot.",
+		}, []string{"site"}),
 	}
 	// Every series exists from the start at 0, so rate() and alerts on a
 	// reason work before its first occurrence.
 	for _, r := range failureReasons {
 		m.loginsFailed.WithLabelValues(r)
+	}
+	for _, r := range revocationReasons {
+		m.revocations.WithLabelValues(r)
 	}
 	for _, e := range sgidEndpoints {
 		m.sgidDuration.WithLabelValues(e)
@@ -94,7 +122,8 @@ func newMetrics() *gatewayMetrics {
 func RegisterMetrics(reg prometheus.Registerer) error { return metrics.register(reg) }
 
 func (m *gatewayMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.loginsStarted, m.loginsCompleted, m.loginsFailed, m.sgidDuration, m.sessionsRefreshed, m.requireDenied}
+	return []prometheus.Collector{m.loginsStarted, m.loginsCompleted, m.loginsFailed, m.sgidDuration, m.sessionsRefreshed, m.requireDenied,
+		m.revocations, m.storeErrors, m.syncLag, m.revocationsLive}
 }
 
 // register adds the collectors to reg. The second sgid handler of a config finds
@@ -122,4 +151,23 @@ func (m *gatewayMetrics) observeSgidCall(endpoint string, d time.Duration, _ err
 // loginFailed counts a failed login under its reason.
 func (m *gatewayMetrics) loginFailed(reason string) {
 	m.loginsFailed.WithLabelValues(reason).Inc()
+}
+
+// SyncHooks count and log what the revocation Syncer of site does; the
+// site's origin labels its gauges (configuration, never a user's).
+func SyncHooks(logger *zap.Logger, site *Site) revocation.Hooks {
+	lag, live := metrics.syncLag.WithLabelValues(site.origin), metrics.revocationsLive.WithLabelValues(site.origin)
+	return revocation.Hooks{
+		Synced: func(entries int, sinceLast time.Duration) {
+			lag.Set(sinceLast.Seconds())
+			live.Set(float64(entries))
+		},
+		Failed: func(err error) {
+			metrics.storeErrors.Inc()
+			logger.Warn("revocation store unavailable: sessions are checked against the last state this instance saw", zap.Error(err))
+		},
+		Restored: func(n int) {
+			logger.Warn("revocation store had lost entries: given back", zap.Int("entries", n))
+		},
+	}
 }

@@ -29,6 +29,8 @@ var (
 		message: "The assertion is signed with a shared secret; there are no public keys.", reason: "jwks with hs256"}
 	outMisdirected = outcome{status: http.StatusMisdirectedRequest, code: "wrong_address", title: "Wrong address",
 		message: "This site is not served at this address.", reason: "host not served by this site"}
+	outCrossSiteEverywhere = outcome{status: http.StatusForbidden, code: "cross_site", title: "Not logged out",
+		message: "Logging out everywhere must be confirmed on this site's own page.", reason: "sign-out everywhere not same-origin"}
 	outDenied = outcome{status: http.StatusForbidden, code: "access_denied", title: "Access denied",
 		message: "Your account does not meet the requirements for this site.", reason: "require"}
 

@@ -14,6 +14,7 @@ import (
 
 type page struct {
 	Title, Message, ErrorID, Link, LinkText string
+	FormAction, FormButton                  string // a same-origin POST the page offers (a button, no script)
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -22,6 +23,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.4rem}.id{color:#666;font-size:.85rem}a{color:#0b5cad}</style></head>
 <body><h1>{{.Title}}</h1><p>{{.Message}}</p>
+{{if .FormAction}}<form method="post" action="{{.FormAction}}"><button type="submit">{{.FormButton}}</button></form>{{end}}
 {{if .Link}}<p><a href="{{.Link}}">{{.LinkText}}</a></p>{{end}}
 {{if .ErrorID}}<p class="id">Error reference: {{.ErrorID}}</p>{{end}}
 </body></html>
@@ -73,7 +75,7 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, o outcome, err er
 func writePage(w http.ResponseWriter, status int, p page) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	return pageTemplate.Execute(w, p)
