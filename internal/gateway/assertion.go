@@ -41,13 +41,11 @@ func newSigner(ecKeys []*ecdsa.PrivateKey, secret []byte) (*signer, error) {
 	}
 	set := jose.JSONWebKeySet{}
 	for _, k := range ecKeys {
-		jwk := jose.JSONWebKey{Key: &k.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
-		thumb, err := jwk.Thumbprint(crypto.SHA256)
+		kid, err := KeyID(&k.PublicKey)
 		if err != nil {
 			return nil, err
 		}
-		jwk.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
-		set.Keys = append(set.Keys, jwk)
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
 	}
 	jwks, err := json.Marshal(set)
 	if err != nil {
@@ -59,6 +57,17 @@ func newSigner(ecKeys []*ecdsa.PrivateKey, secret []byte) (*signer, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	return &signer{sign: s, jwks: jwks}, nil
+}
+
+// KeyID is the kid of an ES256 signing key, in the JWKS and the assertion's
+// header: the base64url JWK thumbprint (RFC 7638, SHA-256) of its public key.
+// Exported so that what an instance logs about its keys is the kid apps see.
+func KeyID(pub *ecdsa.PublicKey) (string, error) {
+	thumb, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(thumb), nil
 }
 
 // assertion signs the claims for one session, valid from now for ttl.
