@@ -53,7 +53,12 @@ func digest(parts ...string) string {
 }
 
 // loadOrCreate returns the value under name, making it with create the first
-// time. A storage lock makes instances that start together agree on one value.
+// time. A storage lock makes instances that start together agree on one value:
+// the second read, under the lock, sees what another instance made while this
+// one waited. Only fs.ErrNotExist (which certmagic.Storage returns for a
+// missing key) lets it generate: after any other error the key may well
+// exist, and replacing it would log out every user of the instances that
+// hold it.
 func (k *keyStore) loadOrCreate(name string, create func() ([]byte, error)) ([]byte, error) {
 	key := k.prefix() + name
 	if v, err := k.storage.Load(k.ctx, key); err == nil {
@@ -65,8 +70,11 @@ func (k *keyStore) loadOrCreate(name string, create func() ([]byte, error)) ([]b
 		return nil, fmt.Errorf("locking %s: %w", key, err)
 	}
 	defer k.storage.Unlock(context.WithoutCancel(k.ctx), key+".lock")
-	if v, err := k.storage.Load(k.ctx, key); err == nil {
+	switch v, err := k.storage.Load(k.ctx, key); {
+	case err == nil:
 		return v, nil // another instance made it while this one waited
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("loading %s again under its lock: %w; not generating it, as another instance may just have stored it", key, err)
 	}
 	v, err := create()
 	if err != nil {
