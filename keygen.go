@@ -1,6 +1,12 @@
 package caddysgid
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -187,4 +193,25 @@ func writeNewFile(path, content string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// NewSessionSecret returns a random session secret: 32 bytes, base64url (43
+// characters).
+func NewSessionSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// NewSigningKeyPEM returns a new ECDSA P-256 private key as PKCS#8 PEM.
+func NewSigningKeyPEM() (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
 }

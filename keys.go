@@ -4,19 +4,24 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"slices"
 	"strings"
+	"sync"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
 	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 	"github.com/sgidproxy/caddy-sgid/session"
 )
@@ -24,11 +29,18 @@ import (
 // keyStore generates the gateway's own secrets once and keeps them in Caddy's
 // storage, so a reload or restart logs nobody out and every instance sharing
 // the storage (file system, Redis, Consul, S3...) shares the keys.
+//
+// A key is generated only when storage says it does not exist
+// (fs.ErrNotExist), never because a read failed. Generating one that storage
+// held before is a WARN (see warnIfLost).
 type keyStore struct {
 	storage  certmagic.Storage
-	ctx      context.Context
+	ctx      caddy.Context
 	issuer   string // sgID's issuer URL
 	clientID string
+
+	log  *zap.Logger // nil: the handler's (ctx.Logger())
+	held *heldKeys   // nil: processKeys
 }
 
 // prefix keeps each sgID client's keys apart, per issuer as well as per client
@@ -52,16 +64,31 @@ func digest(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+func (k *keyStore) logger() *zap.Logger {
+	if k.log != nil {
+		return k.log
+	}
+	return k.ctx.Logger()
+}
+
+func (k *keyStore) heldKeys() *heldKeys {
+	if k.held != nil {
+		return k.held
+	}
+	return processKeys
+}
+
 // loadOrCreate returns the value under name, making it with create the first
-// time. A storage lock makes instances that start together agree on one value:
-// the second read, under the lock, sees what another instance made while this
-// one waited. Only fs.ErrNotExist (which certmagic.Storage returns for a
-// missing key) lets it generate: after any other error the key may well
-// exist, and replacing it would log out every user of the instances that
-// hold it.
-func (k *keyStore) loadOrCreate(name string, create func() ([]byte, error)) ([]byte, error) {
+// time; what names it for the logs. A storage lock makes instances that start
+// together agree on one value: the second read, under the lock, sees what
+// another instance made while this one waited. Only fs.ErrNotExist (which
+// certmagic.Storage returns for a missing key) lets it generate: after any
+// other error the key may well exist, and replacing it would log out every
+// user of the instances that hold it.
+func (k *keyStore) loadOrCreate(name, what string, create func() ([]byte, error)) ([]byte, error) {
 	key := k.prefix() + name
 	if v, err := k.storage.Load(k.ctx, key); err == nil {
+		k.loaded(name, what, v)
 		return v, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("loading %s: %w", key, err)
@@ -72,10 +99,12 @@ func (k *keyStore) loadOrCreate(name string, create func() ([]byte, error)) ([]b
 	defer k.storage.Unlock(context.WithoutCancel(k.ctx), key+".lock")
 	switch v, err := k.storage.Load(k.ctx, key); {
 	case err == nil:
-		return v, nil // another instance made it while this one waited
+		k.loaded(name, what, v) // another instance made it while this one waited
+		return v, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("loading %s again under its lock: %w; not generating it, as another instance may just have stored it", key, err)
+		return nil, fmt.Errorf("loading %s again under its lock: %w; not generating %s, which another instance may just have stored", key, err, what)
 	}
+	k.warnIfLost(name, what)
 	v, err := create()
 	if err != nil {
 		return nil, err
@@ -83,12 +112,14 @@ func (k *keyStore) loadOrCreate(name string, create func() ([]byte, error)) ([]b
 	if err := k.storage.Store(k.ctx, key, v); err != nil {
 		return nil, fmt.Errorf("storing %s: %w", key, err)
 	}
+	k.heldKeys().remember(key, v)
+	k.listInInventory(name)
 	return v, nil
 }
 
 // sessionSecret is 32 random bytes, stored base64url-encoded.
 func (k *keyStore) sessionSecret() ([]byte, error) {
-	v, err := k.loadOrCreate("session.secret", func() ([]byte, error) {
+	v, err := k.loadOrCreate(sessionSecretName, "the session secret", func() ([]byte, error) {
 		return []byte(NewSessionSecret()), nil
 	})
 	if err != nil {
@@ -105,7 +136,8 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 // PKCS#8 PEM: each site has its own key and JWKS, so an assertion minted by one
 // site's gateway never verifies against another's keys.
 func (k *keyStore) signingKey(s *gateway.Site) (*ecdsa.PrivateKey, error) {
-	v, err := k.loadOrCreate("assertion-"+digest(s.Origin(), s.Audience())+".key", func() ([]byte, error) {
+	what := fmt.Sprintf("the assertion signing key of %s (audience %s)", s.Origin(), s.Audience())
+	v, err := k.loadOrCreate(signingKeyName(s), what, func() ([]byte, error) {
 		pemText, err := NewSigningKeyPEM()
 		return []byte(pemText), err
 	})
@@ -115,25 +147,188 @@ func (k *keyStore) signingKey(s *gateway.Site) (*ecdsa.PrivateKey, error) {
 	return parseECKey(string(v))
 }
 
-// NewSessionSecret returns a random session secret: 32 bytes, base64url (43
-// characters).
-func NewSessionSecret() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// The names of the keys under the prefix.
+const sessionSecretName = "session.secret"
+
+func signingKeyName(s *gateway.Site) string {
+	return "assertion-" + digest(s.Origin(), s.Audience()) + ".key"
 }
 
-// NewSigningKeyPEM returns a new ECDSA P-256 private key as PKCS#8 PEM.
-func NewSigningKeyPEM() (string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", err
+// isKeyName reports whether name (under the prefix) is one of the keys
+// keyStore generates; anything else there (the inventory, other features'
+// data) is not a key.
+func isKeyName(name string) bool {
+	return name == sessionSecretName || strings.HasPrefix(name, "assertion-") && strings.HasSuffix(name, ".key")
+}
+
+// inventoryName is the list, under the prefix, of the keys this storage has
+// held: names only, never key material. It is how an instance tells a first
+// start from storage that lost data (a flush, a Redis restart without
+// persistence, a failover to an empty replica, a file deleted): a key the
+// inventory lists but storage does not hold was there before. A key is listed
+// when it is generated, and when it is loaded and not yet listed (storage made
+// before the inventory existed). A storage wiped whole loses the inventory too:
+// then only an instance that held the keys (heldKeys) can tell.
+const inventoryName = "keys.json"
+
+type inventory struct {
+	Keys []string `json:"keys"` // names under the prefix, sorted
+}
+
+// errBadInventory is an inventory that does not decode: rewritten, since
+// keeping it would keep every later loss silent.
+var errBadInventory = errors.New("not a key inventory")
+
+// readInventory returns the inventory; ok is false when storage has none.
+func (k *keyStore) readInventory() (inv inventory, ok bool, err error) {
+	key := k.prefix() + inventoryName
+	v, err := k.storage.Load(k.ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return inv, false, nil
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return "", err
+		return inv, false, fmt.Errorf("loading %s: %w", key, err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
+	if err := json.Unmarshal(v, &inv); err != nil {
+		return inventory{}, false, fmt.Errorf("%s: %w (%v)", key, errBadInventory, err)
+	}
+	return inv, true, nil
+}
+
+// listInInventory adds name to the inventory unless it is there. The
+// inventory only decides how loud generating a key is, so a failure here is a
+// WARN, never a failed provisioning: the key itself is in storage.
+func (k *keyStore) listInInventory(name string) {
+	if inv, ok, err := k.readInventory(); err == nil && ok && slices.Contains(inv.Keys, name) {
+		return
+	}
+	key := k.prefix() + inventoryName
+	err := func() error {
+		if err := k.storage.Lock(k.ctx, key+".lock"); err != nil {
+			return fmt.Errorf("locking %s: %w", key, err)
+		}
+		defer k.storage.Unlock(context.WithoutCancel(k.ctx), key+".lock")
+		inv, _, err := k.readInventory()
+		if errors.Is(err, errBadInventory) {
+			k.logger().Warn("replacing a sgid key inventory that does not decode", zap.Error(err))
+		} else if err != nil {
+			return err // unreadable now: keep what is there for the next try
+		}
+		if slices.Contains(inv.Keys, name) {
+			return nil
+		}
+		inv.Keys = slices.Sorted(slices.Values(append(inv.Keys, name)))
+		v, err := json.Marshal(inv)
+		if err != nil {
+			return err
+		}
+		return k.storage.Store(k.ctx, key, v)
+	}()
+	if err != nil {
+		k.logger().Warn("sgid key inventory not updated; a later loss of this key may go unnoticed",
+			zap.String("key", k.prefix()+name), zap.Error(err))
+	}
+}
+
+// warnIfLost logs, before name is generated, whether storage held it before:
+// a WARN if this process held it, if the inventory lists it, if the inventory
+// cannot be read, or if there is no inventory but other keys of this issuer
+// and client are there (storage from before the inventory); an INFO for a
+// first generation. Generating goes ahead either way: users keep getting
+// service, and the operator sees why their sessions ended.
+func (k *keyStore) warnIfLost(name, what string) {
+	key := k.prefix() + name
+	var why string
+	var cause error
+	inv, listed, err := k.readInventory()
+	switch {
+	case k.heldKeys().has(key):
+		why = "this process held it before: the storage lost it, or the config now points at other storage"
+	case err != nil:
+		why, cause = "the key inventory cannot be read, so whether storage held it before is unknown", err
+	case listed && slices.Contains(inv.Keys, name):
+		why = "the key inventory (" + inventoryName + ") lists it: storage held it before and lost it"
+	case !listed:
+		others, err := k.otherKeys(name)
+		if err != nil {
+			why, cause = "listing the other keys failed, so whether storage held it before is unknown", err
+		} else if len(others) > 0 {
+			why = "storage holds other keys of this issuer and client (" + strings.Join(others, ", ") + ") but no key inventory"
+		}
+	}
+	if why == "" {
+		k.logger().Info("generating "+what+" in storage", zap.String("key", key))
+		return
+	}
+	fields := []zap.Field{zap.String("key", key), zap.String("generating", what), zap.String("reason", why)}
+	if cause != nil {
+		fields = append(fields, zap.Error(cause))
+	}
+	k.logger().Warn("generating a new sgid key where storage had one before: sessions or assertions made with the old one fail, "+
+		"and instances still holding it disagree with this one until they reload (compare caddy_sgid_key_info across instances)", fields...)
+}
+
+// otherKeys lists the keys under the prefix other than name.
+func (k *keyStore) otherKeys(name string) ([]string, error) {
+	listed, err := k.storage.List(k.ctx, strings.TrimSuffix(k.prefix(), "/"), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var others []string
+	for _, key := range listed {
+		if n := path.Base(key); n != name && isKeyName(n) {
+			others = append(others, n)
+		}
+	}
+	return others, nil
+}
+
+// loaded notes a key read from storage: a WARN if it is not the one this
+// process held before under the same name (another instance replaced it, as
+// after a storage loss: this instance now holds the new one, and so
+// disagrees with nobody, but its users' sessions or assertions changed), and
+// listed in the inventory.
+func (k *keyStore) loaded(name, what string, v []byte) {
+	key := k.prefix() + name
+	if k.heldKeys().remember(key, v) {
+		k.logger().Warn("loaded "+what+", which is not the one this process held before: another instance replaced it in storage; "+
+			"sessions or assertions made with the old one fail (compare caddy_sgid_key_info across instances)",
+			zap.String("key", key))
+	}
+	k.listInInventory(name)
+}
+
+// heldKeys remembers, for the life of the process, a fingerprint of each key
+// it loaded or generated, by storage key. It is what tells, at a reload, that
+// storage lost a key even when it lost the inventory with it.
+type heldKeys struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+var processKeys = newHeldKeys()
+
+func newHeldKeys() *heldKeys { return &heldKeys{m: map[string]string{}} }
+
+func (h *heldKeys) has(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.m[key]
+	return ok
+}
+
+// remember notes v as the value of key; changed reports that another value
+// was noted before.
+func (h *heldKeys) remember(key string, v []byte) (changed bool) {
+	fp := fingerprint(v)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old, ok := h.m[key]
+	h.m[key] = fp
+	return ok && old != fp
 }
 
 // parseECKey reads a P-256 private key from PEM (PKCS#8 or SEC 1), with real or

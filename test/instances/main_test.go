@@ -200,8 +200,9 @@ func decodeSegment(seg string, v any) error {
 
 // storedKeys sorts the files the handler generated under storage: session
 // secrets and assertion signing keys (sgid/<issuer and client>/session.secret
-// and assertion-<site>.key), and anything else. dirs is the set of
-// sgid/<issuer and client> directories they are in.
+// and assertion-<site>.key), and anything else but the key inventory
+// (keys.json). dirs is the set of sgid/<issuer and client> directories they
+// are in.
 func storedKeys(t *testing.T, storage string) (secrets, signing, other []string, dirs map[string]bool) {
 	t.Helper()
 	dirs = map[string]bool{}
@@ -215,6 +216,7 @@ func storedKeys(t *testing.T, storage string) (secrets, signing, other []string,
 		switch {
 		case filepath.Dir(dir) != "sgid":
 			other = append(other, rel)
+		case name == "keys.json":
 		case name == "session.secret":
 			secrets = append(secrets, rel)
 		case strings.HasPrefix(name, "assertion-") && strings.HasSuffix(name, ".key"):
