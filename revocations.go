@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 	"github.com/sgidproxy/caddy-sgid/revocation"
+	"github.com/sgidproxy/caddy-sgid/session"
 )
 
 // revocations holds each site's revocation list, store and syncer for the
@@ -40,6 +42,19 @@ type revocationState struct {
 	list   *revocation.List
 	store  revocation.Store
 	syncer *revocation.Syncer
+	site   string // the site's origin
+	kind   string // storage or redis
+	// life is the session lifetime of the config provisioned last: how long
+	// an operator's revocation must be kept.
+	life atomic.Int64
+}
+
+func (s *revocationState) lifetime() time.Duration { return time.Duration(s.life.Load()) }
+
+// revoke is an operator's revocation: here at once, then in the store. An
+// error other than ErrInvalid means the store did not take it yet.
+func (s *revocationState) revoke(ctx context.Context, e revocation.Entry) error {
+	return s.syncer.Add(ctx, e)
 }
 
 // Destruct stops the syncer and closes the store, when no config uses them.
@@ -112,13 +127,18 @@ func (h *Handler) openRevocations(ctx caddy.Context, expand func(string, string)
 			poll = revocation.DefaultInterval
 		}
 		logger.Info("revocations shared", zap.String("store", kind), zap.String("site", cfg.Site.Origin()), zap.Duration("poll", poll))
-		return &revocationState{list: list, store: store, syncer: syncer}, nil
+		return &revocationState{list: list, store: store, syncer: syncer, site: cfg.Site.Origin(), kind: kind}, nil
 	})
 	if err != nil {
 		return err
 	}
 	h.revocation = key
 	st := v.(*revocationState)
+	lifetime := cfg.Lifetime
+	if lifetime <= 0 {
+		lifetime = session.DefaultLifetime
+	}
+	st.life.Store(int64(lifetime))
 	cfg.Revocations, cfg.Store = st.list, st.store
 	return nil
 }
