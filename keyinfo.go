@@ -1,9 +1,28 @@
 package caddysgid
 
 import (
+	"crypto/ecdsa"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
+)
+
+// What an instance holds, told so that an operator sees at once when
+// instances disagree: at provisioning every handler logs (INFO) a fingerprint
+// of each session secret and the kid of each signing key, with its site, and
+// exports the same as caddy_sgid_key_info{site, kind, id} 1.
+
+// The kind label of caddy_sgid_key_info.
+const (
+	kindSessionSecret = "session_secret"
+	kindSigningKey    = "signing_key"
 )
 
 // fingerprintInfo separates the fingerprint from every key the session
@@ -22,3 +41,113 @@ func fingerprint(secret []byte) string {
 	sum := sha256.Sum256(derived)
 	return base64.RawURLEncoding.EncodeToString(sum[:8])
 }
+
+// keySources says where a handler's keys come from, for the log line.
+type keySources struct {
+	sessionSecrets string // "storage" or "config"
+	signingKeys    string // "storage", "config" or "signing_secret" (HS256: no kid)
+}
+
+func (h *Handler) keySources() keySources {
+	src := keySources{sessionSecrets: "config", signingKeys: "config"}
+	if len(h.SessionSecrets) == 0 {
+		src.sessionSecrets = "storage"
+	}
+	switch {
+	case h.SigningSecret != "":
+		src.signingKeys = "signing_secret"
+	case len(h.SigningKeys) == 0:
+		src.signingKeys = "storage"
+	}
+	return src
+}
+
+// report logs and exports the keys a handler for site s holds. A clash with
+// someone else's metric costs the metric, never the config.
+func (k *keyStore) report(s *gateway.Site, src keySources, secrets [][]byte, ecKeys []*ecdsa.PrivateKey) {
+	ids := make([]keyID, 0, len(secrets)+len(ecKeys))
+	fps := make([]string, 0, len(secrets))
+	for _, secret := range secrets {
+		fp := fingerprint(secret)
+		fps = append(fps, fp)
+		ids = append(ids, keyID{site: s.Origin(), kind: kindSessionSecret, id: fp})
+	}
+	kids := make([]string, 0, len(ecKeys))
+	for _, key := range ecKeys {
+		kid, err := gateway.KeyID(&key.PublicKey)
+		if err != nil {
+			k.logger().Warn("sgid signing key has no kid", zap.Error(err))
+			continue
+		}
+		kids = append(kids, kid)
+		ids = append(ids, keyID{site: s.Origin(), kind: kindSigningKey, id: kid})
+	}
+	k.logger().Info("sgid keys",
+		zap.String("site", s.Origin()),
+		zap.Strings("session_secrets", fps), zap.String("session_secrets_from", src.sessionSecrets),
+		zap.Strings("signing_keys", kids), zap.String("signing_keys_from", src.signingKeys))
+	if reg := k.ctx.GetMetricsRegistry(); reg != nil {
+		c, err := keyInfoIn(reg)
+		if err != nil {
+			k.logger().Warn("sgid key metric not registered", zap.Error(err))
+			return
+		}
+		c.add(ids...)
+	}
+}
+
+// keyInfoDesc is caddy_sgid_key_info. Its labels are configuration (the
+// site's origin) and key ids, never anything from a request.
+var keyInfoDesc = prometheus.NewDesc("caddy_sgid_key_info",
+	"Keys an sgid handler holds, one series each: kind session_secret (id: a fingerprint) or signing_key (id: the kid in the JWKS). Every instance of a site should show the same.",
+	[]string{"site", "kind", "id"}, nil)
+
+type keyID struct{ site, kind, id string }
+
+// keyInfo is caddy_sgid_key_info for one config. Unlike the gateway's
+// counters, it belongs to the config's registry (Caddy makes one per config
+// it loads, and the admin API's /metrics serves the running config's): the
+// series of a config reloaded away go with it, and a site removed from the
+// config leaves nothing behind. Every sgid handler of the config adds to
+// the same one; a key two handlers share is one series.
+type keyInfo struct {
+	mu  sync.Mutex
+	ids map[keyID]struct{}
+}
+
+// keyInfoIn returns the config's keyInfo, registering it with reg the first
+// time.
+func keyInfoIn(reg prometheus.Registerer) (*keyInfo, error) {
+	c := &keyInfo{ids: map[keyID]struct{}{}}
+	err := reg.Register(c)
+	var dup prometheus.AlreadyRegisteredError
+	if errors.As(err, &dup) {
+		if existing, ok := dup.ExistingCollector.(*keyInfo); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+func (c *keyInfo) add(ids ...keyID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		c.ids[id] = struct{}{}
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *keyInfo) Describe(ch chan<- *prometheus.Desc) { ch <- keyInfoDesc }
+
+// Collect implements prometheus.Collector.
+func (c *keyInfo) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.ids {
+		ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, id.site, id.kind, id.id)
+	}
+}
+
+// Interface guards
+var _ prometheus.Collector = (*keyInfo)(nil)

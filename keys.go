@@ -32,15 +32,18 @@ import (
 //
 // A key is generated only when storage says it does not exist
 // (fs.ErrNotExist), never because a read failed. Generating one that storage
-// held before is a WARN (see warnIfLost).
+// held before is a WARN (see warnIfLost), and what an instance holds is
+// logged and exported (report, keyinfo.go), so that instances that disagree
+// show at once.
 type keyStore struct {
 	storage  certmagic.Storage
 	ctx      caddy.Context
 	issuer   string // sgID's issuer URL
 	clientID string
 
-	log  *zap.Logger // nil: the handler's (ctx.Logger())
-	held *heldKeys   // nil: processKeys
+	log    *zap.Logger // nil: the handler's (ctx.Logger())
+	held   *heldKeys   // nil: processKeys
+	secret []byte      // the session secret, once loaded: report reads it again
 }
 
 // prefix keeps each sgID client's keys apart, per issuer as well as per client
@@ -117,8 +120,12 @@ func (k *keyStore) loadOrCreate(name, what string, create func() ([]byte, error)
 	return v, nil
 }
 
-// sessionSecret is 32 random bytes, stored base64url-encoded.
+// sessionSecret is 32 random bytes, stored base64url-encoded. It is loaded
+// once per keyStore: report asks for it again, and must see the same value.
 func (k *keyStore) sessionSecret() ([]byte, error) {
+	if k.secret != nil {
+		return k.secret, nil
+	}
 	v, err := k.loadOrCreate(sessionSecretName, "the session secret", func() ([]byte, error) {
 		return []byte(NewSessionSecret()), nil
 	})
@@ -129,7 +136,8 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 	if session.CheckSecret("the stored session secret", s) != nil {
 		return nil, errors.New("the stored session secret is too short; delete it to have a new one made")
 	}
-	return []byte(s), nil
+	k.secret = []byte(s)
+	return k.secret, nil
 }
 
 // signingKey is the ES256 assertion key of one site and audience, stored as
@@ -361,8 +369,26 @@ func parseECKey(text string) (*ecdsa.PrivateKey, error) {
 }
 
 // signingKeys resolves the assertion's keys: the HS256 secret, the configured
-// ES256 keys, or the site's key generated into storage.
+// ES256 keys, or the site's key generated into storage. Resolving them is the
+// last step of resolve that touches keys, so it also reports every key the
+// handler holds (report, in keyinfo.go).
 func (h *Handler) signingKeys(expand func(string, string) (string, error), keys *keyStore, s *gateway.Site) ([]*ecdsa.PrivateKey, []byte, error) {
+	ecKeys, secret, err := h.resolveSigningKeys(expand, keys, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The session secrets again, through their one home in provision.go: the
+	// stored one comes from keys' memory, configured ones are expanded again
+	// (a {file.*} placeholder reads its file a second time).
+	secrets, err := h.sessionSecrets(expand, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys.report(s, h.keySources(), secrets, ecKeys)
+	return ecKeys, secret, nil
+}
+
+func (h *Handler) resolveSigningKeys(expand func(string, string) (string, error), keys *keyStore, s *gateway.Site) ([]*ecdsa.PrivateKey, []byte, error) {
 	if h.SigningSecret != "" {
 		secret, err := expand("signing_secret", h.SigningSecret)
 		if err != nil {
