@@ -21,6 +21,7 @@ type Site struct {
 	Upstream string // host:port of the app
 	Sgid     string // lines added inside the sgid block
 	Extra    string // site directives before reverse_proxy
+	LogLevel string // Caddy's log level; default WARN
 }
 
 // LocalSite is a Site with storage in front of upstream (a URL), on a free
@@ -72,6 +73,10 @@ func (s Site) Caddyfile() string {
 	if s.Admin != "" {
 		admin = s.Admin
 	}
+	level := s.LogLevel
+	if level == "" {
+		level = "WARN"
+	}
 	bind, _, err := net.SplitHostPort(s.Addr)
 	if err != nil {
 		bind = s.Addr // Caddy will refuse it, and say why
@@ -82,7 +87,7 @@ func (s Site) Caddyfile() string {
 	auto_https off
 	storage file_system %s
 	log {
-		level WARN
+		level %s
 	}
 }
 http://%s {
@@ -99,7 +104,7 @@ http://%s {
 %s
 	reverse_proxy %s
 }
-`, admin, s.Storage, s.public(), bind, s.Sgid, s.Extra, s.Upstream)
+`, admin, s.Storage, level, s.public(), bind, s.Sgid, s.Extra, s.Upstream)
 }
 
 // Env is the environment that carries idp's client credentials to Caddy.
