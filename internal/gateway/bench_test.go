@@ -2,13 +2,16 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/sgidproxy/caddy-sgid/revocation"
 	"github.com/sgidproxy/caddy-sgid/session"
 )
 
@@ -16,17 +19,46 @@ import (
 // session: strip, session lookup, identity headers, placeholders and the cached
 // assertion, with a no-op next handler.
 func BenchmarkAuthenticatedRequest(b *testing.B) {
-	benchSessionRequests(b, false)
+	benchSessionRequests(b, false, 0)
+}
+
+// BenchmarkAuthenticatedRequestRevocations is the same with revocation on
+// and 10,000 live revocations loaded (sessions and subs, none of them this
+// session's): the per-request check is an in-memory lookup.
+func BenchmarkAuthenticatedRequestRevocations(b *testing.B) {
+	benchSessionRequests(b, false, 10_000)
 }
 
 // BenchmarkFirstRequest is a session's first request, or one after its cache
 // entry was evicted: the cookie is decoded and the assertion signed.
 func BenchmarkFirstRequest(b *testing.B) {
-	benchSessionRequests(b, true)
+	benchSessionRequests(b, true, 0)
 }
 
-func benchSessionRequests(b *testing.B, cold bool) {
-	h := benchGateway(b)
+// benchSessionRequests runs the session's requests; revoked > 0 turns
+// revocation on with that many live entries.
+func benchSessionRequests(b *testing.B, cold bool, revoked int) {
+	var h *Gateway
+	if revoked == 0 {
+		h = benchGateway(b)
+	} else {
+		cfg := testConfig(b, "http://app.example/.sgid/callback")
+		cfg.Forward = []Forward{{Field: "myinfo.name", Header: DefaultHeader("myinfo.name")}, {Field: "myinfo.email", Header: "X-Email"}}
+		cfg.Revocations = revocation.NewList()
+		until := time.Now().Add(time.Hour)
+		entries := make([]revocation.Entry, revoked)
+		for i := range entries {
+			entries[i] = revocation.Entry{Session: session.NewID(), Expires: until, Reason: revocation.ReasonLogout}
+			if i%2 == 1 {
+				entries[i] = revocation.Entry{Sub: fmt.Sprintf("sub-%d", i), Before: time.Now(), Expires: until, Reason: revocation.ReasonEverywhere}
+			}
+		}
+		cfg.Revocations.Merge(entries) // one snapshot, as a syncer loads it
+		if got := cfg.Revocations.Len(); got != revoked {
+			b.Fatalf("%d revocations loaded, want %d", got, revoked)
+		}
+		h = newTestGateway(b, cfg)
+	}
 	cookieReq := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	rec := httptest.NewRecorder()
 	if err := h.codec.Write(rec, cookieReq, &session.Data{Sub: "sub-1234567890", Fields: map[string]string{
