@@ -125,8 +125,9 @@ func TestMetricsCountLoginsFailuresDenialsRefreshesAndSgIDCalls(t *testing.T) {
 		}
 	}
 
-	// Labels come from fixed sets; no personal data anywhere in the scrape.
-	allowed := regexp.MustCompile(`^caddy_sgid_[a-z_]+(\{(reason="[a-z_]+"|endpoint="(token|userinfo|jwks)"(,le="[^"]+")?)\})?$`)
+	// Labels come from fixed sets or the configuration (a site's origin, a
+	// key's fingerprint or kid); no personal data anywhere in the scrape.
+	allowed := regexp.MustCompile(`^caddy_sgid_[a-z_]+(\{(reason="[a-z_]+"|endpoint="(token|userinfo|jwks)"(,le="[^"]+")?|(id="[A-Za-z0-9_-]+",kind="[a-z_]+",)?site="https?://[a-z0-9.:\[\]-]+")\})?$`)
 	n := 0
 	for series := range after {
 		if strings.HasPrefix(series, "caddy_sgid_") {
