@@ -197,12 +197,16 @@ func TestKeyInfoReportsTheKeysOfEverySource(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tk := newTestKeys(t)
 			k, logs := tk.instance(nil, nil)
-			if _, err := tt.h.sessionSecrets(expand, k); err != nil {
+			// As resolve does: the keys, then the report of them.
+			secrets, err := tt.h.sessionSecrets(expand, k)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := tt.h.signingKeys(expand, k, tk.site); err != nil {
+			ecKeys, _, err := tt.h.signingKeys(expand, k, tk.site)
+			if err != nil {
 				t.Fatal(err)
 			}
+			k.report(tk.site, tt.h.keySources(), secrets, ecKeys)
 			var stored []string // placeholder, value
 			if v := tk.stored(k, sessionSecretName); v != nil {
 				stored = append(stored, "<secret>", fingerprint(v))

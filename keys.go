@@ -41,9 +41,8 @@ type keyStore struct {
 	issuer   string // sgID's issuer URL
 	clientID string
 
-	log    *zap.Logger // nil: the handler's (ctx.Logger())
-	held   *heldKeys   // nil: processKeys
-	secret []byte      // the session secret, once loaded: report reads it again
+	log  *zap.Logger // nil: the handler's (ctx.Logger())
+	held *heldKeys   // nil: processKeys
 }
 
 // prefix keeps each sgID client's keys apart, per issuer as well as per client
@@ -120,12 +119,8 @@ func (k *keyStore) loadOrCreate(name, what string, create func() ([]byte, error)
 	return v, nil
 }
 
-// sessionSecret is 32 random bytes, stored base64url-encoded. It is loaded
-// once per keyStore: report asks for it again, and must see the same value.
+// sessionSecret is 32 random bytes, stored base64url-encoded.
 func (k *keyStore) sessionSecret() ([]byte, error) {
-	if k.secret != nil {
-		return k.secret, nil
-	}
 	v, err := k.loadOrCreate(sessionSecretName, "the session secret", func() ([]byte, error) {
 		return []byte(NewSessionSecret()), nil
 	})
@@ -136,8 +131,7 @@ func (k *keyStore) sessionSecret() ([]byte, error) {
 	if session.CheckSecret("the stored session secret", s) != nil {
 		return nil, errors.New("the stored session secret is too short; delete it to have a new one made")
 	}
-	k.secret = []byte(s)
-	return k.secret, nil
+	return []byte(s), nil
 }
 
 // signingKey is the ES256 assertion key of one site and audience, stored as
@@ -369,26 +363,8 @@ func parseECKey(text string) (*ecdsa.PrivateKey, error) {
 }
 
 // signingKeys resolves the assertion's keys: the HS256 secret, the configured
-// ES256 keys, or the site's key generated into storage. Resolving them is the
-// last step of resolve that touches keys, so it also reports every key the
-// handler holds (report, in keyinfo.go).
+// ES256 keys, or the site's key generated into storage.
 func (h *Handler) signingKeys(expand func(string, string) (string, error), keys *keyStore, s *gateway.Site) ([]*ecdsa.PrivateKey, []byte, error) {
-	ecKeys, secret, err := h.resolveSigningKeys(expand, keys, s)
-	if err != nil {
-		return nil, nil, err
-	}
-	// The session secrets again, through their one home in provision.go: the
-	// stored one comes from keys' memory, configured ones are expanded again
-	// (a {file.*} placeholder reads its file a second time).
-	secrets, err := h.sessionSecrets(expand, keys)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys.report(s, h.keySources(), secrets, ecKeys)
-	return ecKeys, secret, nil
-}
-
-func (h *Handler) resolveSigningKeys(expand func(string, string) (string, error), keys *keyStore, s *gateway.Site) ([]*ecdsa.PrivateKey, []byte, error) {
 	if h.SigningSecret != "" {
 		secret, err := expand("signing_secret", h.SigningSecret)
 		if err != nil {

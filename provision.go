@@ -76,6 +76,9 @@ func (h *Handler) resolve(ctx caddy.Context) (gateway.Config, error) {
 	if cfg.SigningKeys, cfg.SigningSecret, err = h.signingKeys(expand, keys, cfg.Site); err != nil {
 		return cfg, err
 	}
+	// Every key the handler holds is logged and exported (keyinfo.go), so
+	// that instances that disagree show it at once.
+	keys.report(cfg.Site, h.keySources(), cfg.SessionSecrets, cfg.SigningKeys)
 	provisionMetrics(ctx, cfg.Logger)
 	h.pipeline(&cfg)
 	if err := h.openRevocations(ctx, expand, &cfg, issuer); err != nil {
