@@ -53,18 +53,7 @@ func TestKeyInfoLogsAndExportsWhatAHandlerHolds(t *testing.T) {
 	tk := newTestKeys(t)
 	k, logs := tk.instance(nil, nil)
 	secrets := [][]byte{[]byte(NewSessionSecret()), []byte(NewSessionSecret())}
-	pemText, err := NewSigningKeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := parseECKey(pemText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kid, err := gateway.KeyID(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pemText, key, kid := newSigningKey(t)
 	k.report(tk.site, keySources{sessionSecrets: "config", signingKeys: "storage"}, secrets, []*ecdsa.PrivateKey{key})
 
 	lines := logs.FilterLevelExact(zapcore.InfoLevel).FilterMessage("sgid keys").All()
@@ -164,18 +153,7 @@ func keyInfoSeries(t *testing.T, reg *prometheus.Registry) []string {
 // configured secrets and keys, storage, or an HS256 signing_secret (no kid).
 func TestKeyInfoReportsTheKeysOfEverySource(t *testing.T) {
 	s1, s2, hs := NewSessionSecret(), NewSessionSecret(), NewSessionSecret()
-	pemText, err := NewSigningKeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := parseECKey(pemText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kid, err := gateway.KeyID(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pemText, _, kid := newSigningKey(t)
 	expand := func(_, v string) (string, error) { return v, nil }
 	for _, tt := range []struct {
 		name string
@@ -236,4 +214,20 @@ func TestKeyInfoReportsTheKeysOfEverySource(t *testing.T) {
 			checkNoKeyMaterial(t, logs, []byte(s1), []byte(s2), []byte(hs), []byte(pemText))
 		})
 	}
+}
+
+// newSigningKey is a fresh ES256 key as PEM, parsed, and its kid.
+func newSigningKey(t *testing.T) (pemText string, key *ecdsa.PrivateKey, kid string) {
+	t.Helper()
+	pemText, err := NewSigningKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err = parseECKey(pemText); err != nil {
+		t.Fatal(err)
+	}
+	if kid, err = gateway.KeyID(&key.PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	return pemText, key, kid
 }

@@ -43,13 +43,7 @@ func TestAdminRevokeAndTheCLIReachEveryInstance(t *testing.T) {
 	resp.Body.Close()
 
 	cookie, sub := f.login(a)
-	if err := f.idp.SetPersona("nur-aisyah"); err != nil {
-		t.Fatal(err)
-	}
-	other, _, err := Login(a.Transport(), a.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := f.loginAnotherUser(a)
 
 	revoke := func(args ...string) string {
 		t.Helper()

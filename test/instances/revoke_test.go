@@ -66,13 +66,7 @@ func TestLogoutOnOneInstanceIsRefusedOnTheOther(t *testing.T) {
 			// (a second persona), all made on a.
 			one, _ := f.login(a)
 			two, _ := f.login(b)
-			if err := f.idp.SetPersona("nur-aisyah"); err != nil {
-				t.Fatal(err)
-			}
-			other, _, loginErr := Login(a.Transport(), a.URL())
-			if loginErr != nil {
-				t.Fatal(loginErr)
-			}
+			other := f.loginAnotherUser(a)
 			req, _ := http.NewRequest(http.MethodPost, a.URL()+"/.sgid/logout?everywhere=1", nil)
 			req.Header.Set("Cookie", one)
 			req.Header.Set("Origin", a.URL())
@@ -95,6 +89,20 @@ func TestLogoutOnOneInstanceIsRefusedOnTheOther(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loginAnotherUser logs in at s as a persona other than the default one, for
+// the rest of the test, and returns the session cookies.
+func (f *fixture) loginAnotherUser(s Site) string {
+	f.t.Helper()
+	if err := f.idp.SetPersona("nur-aisyah"); err != nil {
+		f.t.Fatal(err)
+	}
+	cookie, _, err := Login(s.Transport(), s.URL())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return cookie
 }
 
 // refusedIn waits for s to refuse cookie, failing if that takes longer than
