@@ -42,6 +42,7 @@ func main() {
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
+	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds; 0 for none")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
 	if *caddyBin == "" {
@@ -57,7 +58,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control,
+	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -72,6 +73,7 @@ type bench struct {
 	sessions         int
 	profileDir       string
 	control          bool
+	revocations      int
 }
 
 func (b *bench) run() error {
@@ -148,7 +150,7 @@ func (b *bench) run() error {
 	}
 
 	admin := ""
-	if b.profileDir != "" {
+	if b.profileDir != "" || b.revocations > 0 {
 		if admin, err = freeAddr(); err != nil {
 			return err
 		}
@@ -175,6 +177,20 @@ func (b *bench) run() error {
 	if err := oneSession(http.DefaultClient, codec, sgidURL, 0); err != nil {
 		return fmt.Errorf("a minted session: %w", err)
 	}
+	if b.revocations > 0 {
+		fmt.Fprintf(os.Stderr, "loading %d revocations\n", b.revocations)
+		if err := loadRevocations(admin, b.revocations); err != nil {
+			return fmt.Errorf("loading revocations: %w", err)
+		}
+		if err := oneSession(http.DefaultClient, codec, sgidURL, 1); err != nil {
+			return fmt.Errorf("a minted session after the revocations: %w", err)
+		}
+		// And the revocations are checked: a session of a revoked sub is none.
+		if err := revokedSession(codec, sgidURL, "bench-revoked-1"); err != nil {
+			return err
+		}
+	}
+	t.revocations = b.revocations
 	var control []string
 	if b.control {
 		if control, err = identityHeaders(sgidURL, cookie, &capture, &captured); err != nil {

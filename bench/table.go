@@ -14,6 +14,7 @@ type table struct {
 	unauthBare, unauthGated wrkResult
 	logins                  loginFigures
 	sessions                int
+	revocations             int // live revocations loaded before the load rounds
 	rssBareOnly             int64
 	rssAfterLoad            int64
 	rssAfterHalf            int64
@@ -49,9 +50,10 @@ func (t *table) print(w io.Writer, l loadRun) {
 	// the comparisons are the medians of each round's own ratio and difference.
 	ratio, extra := t.paired(rps, func(g, b float64) float64 { return g / b }), t.paired(cpu, func(g, b float64) float64 { return g - b })
 
-	fmt.Fprintf(w, "\nwrk -t%d -c%d -d%s, loopback; one Caddy serving every site; %d alternating rounds:\n"+
+	fmt.Fprintf(w, "\nwrk -t%d -c%d -d%s, loopback; one Caddy serving every site; %d alternating rounds;\n"+
+		"%d live revocations loaded on the sgid site:\n"+
 		"medians of each site, and the median of each round's ratio or difference\n\n",
-		l.threads, l.conns, l.duration, len(t.bare))
+		l.threads, l.conns, l.duration, len(t.bare), t.revocations)
 	fmt.Fprintf(w, "%-44s %12s %12s %10s\n", "", "bare", "sgid", "ratio")
 	fmt.Fprintf(w, "%-44s %12.0f %12.0f %9.2fx   target >= 0.90x: %s\n", "authenticated req/s", bRPS, gRPS, ratio, mark(ratio >= 0.90))
 	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +8 µs: %s\n", "proxy CPU µs/request", bCPU, gCPU, extra, mark(extra <= 8))
