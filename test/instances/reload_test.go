@@ -163,8 +163,11 @@ func TestReloadUnderLoadFailsNoRequest(t *testing.T) {
 			// a POST with Idempotency-Key that met an idle close on a new
 			// connection, and that one can be dropped at the listener
 			// hand-over like any new connection.
+			// An attempt that fails before it has a connection (a reset
+			// while dialling) was a new connection's too.
 			var fresh atomic.Bool
 			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GetConn: func(string) { fresh.Store(true) },
 				GotConn: func(info httptrace.GotConnInfo) { fresh.Store(!info.Reused) },
 			}))
 			resp, err := c.Do(req)
