@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,4 +80,27 @@ func TestLogoutEverywhereEndsEveryOneOfTheUsersSessionsOnlyFromThisSite(t *testi
 		t.Fatalf("same-origin POST everywhere: %d %.200s", resp.StatusCode, body)
 	}
 	valid("after sign-out everywhere", gone, gone, ok)
+}
+
+// A reload keeps what the instance knows of revocations: the list lives for
+// the process, not the config. With the store unreachable a logout is held
+// only in this instance's list, so a reload that started a new, empty one
+// would bring the logged-out session back until the store answered.
+func TestReloadKeepsARevocationTheStoreNeverGot(t *testing.T) {
+	deadRedis := fmt.Sprintf("revocation_store redis://127.0.0.1:%d", freePort(t))
+	g := newGateway(t, gatewayOptions{directives: deadRedis})
+	b := g.newBrowser()
+	g.login(b, "/")
+	saved := g.newBrowser()
+	saved.setCookies(g.base, b.cookies(g.base)...)
+	if resp, body := b.get(g.base + "/.sgid/logout"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logout with the store down: %d %.200s", resp.StatusCode, body)
+	}
+	if got := g.apiStatus(saved); got != http.StatusUnauthorized {
+		t.Fatalf("the saved copy after logout: %d, want 401", got)
+	}
+	newGateway(t, g.sameSite(gatewayOptions{directives: deadRedis + "\n\t\tforward myinfo.email X-Email-Again"}))
+	if got := g.apiStatus(saved); got != http.StatusUnauthorized {
+		t.Fatalf("the saved copy after a reload: %d, want 401", got)
+	}
 }
