@@ -149,7 +149,8 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 	if everywhere && !g.sameOrigin(r) {
 		return g.fail(w, r, outCrossSiteEverywhere, nil, "")
 	}
-	if e := g.lookup(r); e != nil {
+	e := g.lookup(r)
+	if e != nil {
 		entry := revocation.Entry{Session: e.data.ID, Sub: e.data.Sub, Expires: g.codec.End(e.data), Reason: revocation.ReasonLogout}
 		if everywhere {
 			// Every session of this sub made until now, whichever browser
@@ -172,7 +173,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	msg := "You have logged out."
-	if everywhere {
+	if everywhere && e != nil { // without a session there is no user to sign out elsewhere
 		msg = "You have logged out of this site everywhere."
 	}
 	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: msg, Link: EndpointPrefix + "login", LinkText: "Log in again"})
