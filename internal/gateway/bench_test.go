@@ -61,7 +61,7 @@ func benchSessionRequests(b *testing.B, cold bool, revoked int) {
 	}
 	cookieReq := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	rec := httptest.NewRecorder()
-	if err := h.codec.Write(rec, cookieReq, &session.Data{Sub: "sub-1234567890", Fields: map[string]string{
+	if err := h.codec().Write(rec, cookieReq, &session.Data{Sub: "sub-1234567890", Fields: map[string]string{
 		"myinfo.name": "TAN AH KOW", "myinfo.email": "tan@example.com",
 	}}, false); err != nil {
 		b.Fatal(err)
@@ -98,7 +98,7 @@ func benchSessionRequests(b *testing.B, cold bool, revoked int) {
 		}
 		last = reqs[i%batch]
 		if cold {
-			clear(h.cache.m)
+			clear(h.keys.Load().cache.m)
 		}
 		if err := h.ServeHTTP(w, last, next); err != nil {
 			b.Fatal(err)
@@ -112,8 +112,8 @@ func benchSessionRequests(b *testing.B, cold bool, revoked int) {
 	if v, _ := repl.GetString("http.auth.user.id"); v != "sub-1234567890" {
 		b.Fatalf("{http.auth.user.id} = %q", v)
 	}
-	if len(h.cache.m) != 1 {
-		b.Fatalf("%d cache entries, want the one session", len(h.cache.m))
+	if len(h.keys.Load().cache.m) != 1 {
+		b.Fatalf("%d cache entries, want the one session", len(h.keys.Load().cache.m))
 	}
 }
 

@@ -68,7 +68,7 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		State: req.State, Nonce: req.Nonce, CodeVerifier: req.CodeVerifier,
 		RedirectURI: req.RedirectURI, ReturnTo: returnTo,
 	}
-	if err := g.codec.WriteAttempt(w, r, att, isSecure(r)); err != nil {
+	if err := g.codec().WriteAttempt(w, r, att, isSecure(r)); err != nil {
 		return g.fail(w, r, outAttemptNotWritten, err, "")
 	}
 	metrics.loginsStarted.Inc()
@@ -83,14 +83,14 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	state := q.Get("state")
-	att, err := g.codec.ReadAttempt(r, state)
+	att, err := g.codec().ReadAttempt(r, state)
 	if err != nil {
 		return g.fail(w, r, outNoAttempt, err, "/")
 	}
 	// An attempt is single-use, whatever happens next: its cookie is cleared,
 	// and its state remembered, so that a saved copy of the cookie replayed
 	// with this URL is refused even if sgID would accept the code again.
-	g.codec.ClearAttempt(w, r, state, isSecure(r))
+	g.codec().ClearAttempt(w, r, state, isSecure(r))
 	if !g.spend(r, state) {
 		return g.fail(w, r, outAttemptSpent, nil, "/")
 	}
@@ -102,7 +102,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 		return g.fail(w, r, callbackOutcome(err), err, att.ReturnTo)
 	}
 	d := &session.Data{Sub: id.Sub, Fields: g.keep(id.Data)}
-	if err := g.codec.Write(w, r, d, isSecure(r)); err != nil {
+	if err := g.codec().Write(w, r, d, isSecure(r)); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {
 			return g.fail(w, r, outSessionTooLarge, err, "")
 		}
@@ -151,19 +151,20 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	e := g.lookup(r)
 	if e != nil {
-		entry := revocation.Entry{Session: e.data.ID, Sub: e.data.Sub, Expires: g.codec.End(e.data), Reason: revocation.ReasonLogout}
+		entry := revocation.Entry{Session: e.data.ID, Sub: e.data.Sub, Expires: g.codec().End(e.data), Reason: revocation.ReasonLogout}
 		if everywhere {
 			// Every session of this sub made until now, whichever browser
 			// holds it; a login after this one is a new session.
 			now := time.Now()
-			entry = revocation.Entry{Sub: e.data.Sub, Before: now, Expires: now.Add(g.codec.Lifetime()), Reason: revocation.ReasonEverywhere}
+			entry = revocation.Entry{Sub: e.data.Sub, Before: now, Expires: now.Add(g.codec().Lifetime()), Reason: revocation.ReasonEverywhere}
 		}
 		g.revoke(r.Context(), entry)
 	}
-	if key, ok := g.codec.Fingerprint(r); ok {
-		g.cache.remove(key)
+	ks := g.keys.Load()
+	if key, ok := ks.codec.Fingerprint(r); ok {
+		ks.cache.remove(key)
 	}
-	g.codec.Clear(w, r, isSecure(r))
+	g.codec().Clear(w, r, isSecure(r))
 	if rt := r.URL.Query().Get("return_to"); rt != "" {
 		http.Redirect(w, r, safeReturnTo(rt), http.StatusSeeOther)
 		return nil
@@ -204,12 +205,12 @@ func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) error {
 
 // jwks publishes the assertion's public keys. HS256 has none to publish.
 func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) error {
-	if g.signer.jwks == nil {
+	if g.signer().jwks == nil {
 		return g.fail(w, r, outNoPublicKeys, nil, "")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, err := w.Write(g.signer.jwks)
+	_, err := w.Write(g.signer().jwks)
 	return err
 }
 

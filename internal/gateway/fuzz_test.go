@@ -111,14 +111,14 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 		empty := httptest.NewRequest(http.MethodGet, "/", nil)
 		att := &session.Attempt{State: fuzzAuth.State, Nonce: fuzzAuth.Nonce, CodeVerifier: fuzzAuth.CodeVerifier,
 			RedirectURI: fuzzAuth.RedirectURI, ReturnTo: fuzzReturnTo}
-		if err := h.codec.WriteAttempt(rec, empty, att, secure); err != nil {
+		if err := h.codec().WriteAttempt(rec, empty, att, secure); err != nil {
 			t.Fatal(err)
 		}
 		g.attempt[i] = cookieHeader(rec)
 		rec = httptest.NewRecorder()
 		d := &session.Data{Sub: "fuzz-sub", Fields: map[string]string{
 			"myinfo.name": "TAN AH KOW", "myinfo.email": "tan@example.gov.sg", "myinfo.is_age_above_18": "true"}}
-		if err := h.codec.Write(rec, empty, d, secure); err != nil {
+		if err := h.codec().Write(rec, empty, d, secure); err != nil {
 			t.Fatal(err)
 		}
 		g.session[i] = cookieHeader(rec)
@@ -333,12 +333,12 @@ func TestFuzzCorpusValidCookiesStillRead(t *testing.T) {
 			continue
 		}
 		if strings.Contains(args[1], "{attempt") {
-			if _, err := g.h.codec.ReadAttempt(r, fuzzAuth.State); err != nil {
+			if _, err := g.h.codec().ReadAttempt(r, fuzzAuth.State); err != nil {
 				t.Errorf("%s: %v: run go test -run TestFuzzCorpus -update-fuzz-corpus .", file, err)
 			}
 		}
 		if strings.Contains(args[1], "{session") {
-			if _, err := g.h.codec.Read(r); err != nil {
+			if _, err := g.h.codec().Read(r); err != nil {
 				t.Errorf("%s: %v: run go test -run TestFuzzCorpus -update-fuzz-corpus .", file, err)
 			}
 		}

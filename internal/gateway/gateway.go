@@ -23,6 +23,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -85,9 +86,8 @@ const (
 // Gateway is the pipeline for one site: safe for concurrent use.
 type Gateway struct {
 	client      *sgid.Client
-	codec       *session.Codec
-	signer      *signer
-	cache       *sessionCache
+	keys        atomic.Pointer[keySet] // SetKeys swaps it
+	codecConfig session.Config         // what every keySet's codec is made with, but the secrets
 	site        *Site
 	forward     []Forward
 	require     []Requirement
@@ -108,7 +108,6 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		site: cfg.Site, require: cfg.Require, revocations: cfg.Revocations, store: cfg.Store, anonymous: cfg.Anonymous, errorRoutes: cfg.ErrorRoutes,
 		assertTTL: cfg.AssertionLifetime, logger: cfg.Logger,
-		cache: newSessionCache(defaultCacheSize),
 	}
 	if g.logger == nil {
 		g.logger = zap.NewNop()
@@ -125,21 +124,17 @@ func New(cfg Config) (*Gateway, error) {
 	if g.client, err = sgid.New(client); err != nil {
 		return nil, fmt.Errorf("sgid client: %w", err)
 	}
-	g.codec, err = session.New(session.Config{
+	g.codecConfig = session.Config{
 		// A cookie is valid only for the configuration that made it: another
 		// IdP, client or site sharing the secret cannot make sessions here.
 		Binding:     SessionBinding(g.client.IssuerURL(), client.ClientID, g.site.origin),
 		Name:        cfg.SessionName,
-		Secrets:     cfg.SessionSecrets,
 		Lifetime:    cfg.Lifetime,
 		IdleTimeout: cfg.IdleTimeout,
 		AttemptTTL:  AttemptTTL,
 		Now:         cfg.Now,
-	})
-	if err != nil {
-		return nil, err // the session package's errors say "session: ..."
 	}
-	if g.signer, err = newSigner(cfg.SigningKeys, cfg.SigningSecret); err != nil {
+	if err := g.SetKeys(Keys{SessionSecrets: cfg.SessionSecrets, SigningKeys: cfg.SigningKeys, SigningSecret: cfg.SigningSecret}); err != nil {
 		return nil, err
 	}
 	g.owned = map[string]bool{NormalizeHeader(SubHeader): true, NormalizeHeader(AssertionHeader): true}
@@ -179,7 +174,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	e := g.lookup(r)
 	if e == nil {
 		if g.anonymous {
-			g.codec.StripCookies(r.Header)
+			g.codec().StripCookies(r.Header)
 			return next.ServeHTTP(w, r)
 		}
 		return g.challenge(w, r)
@@ -188,11 +183,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.denied(w, r)
 	}
 	g.identify(r, e)
-	refresh := g.codec.NeedsRefresh(e.data)
+	refresh := g.codec().NeedsRefresh(e.data)
 	if refresh {
 		g.refresh(w, r, e)
 	}
-	g.codec.StripCookies(r.Header)
+	g.codec().StripCookies(r.Header)
 	guard := newCacheGuard(w, refresh)
 	err := serveQuietly(next, guard, r) // quiet.go: a client leaving logs no identity
 	guard.seal()
@@ -223,7 +218,7 @@ func (g *Gateway) denied(w http.ResponseWriter, r *http.Request) error {
 // now sends the new cookie, which gets an entry of its own.
 func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, e *cacheEntry) {
 	d := *e.data
-	if err := g.codec.Write(w, r, &d, isSecure(r)); err != nil {
+	if err := g.codec().Write(w, r, &d, isSecure(r)); err != nil {
 		g.logger.Warn("session not refreshed", zap.String("reason", err.Error()))
 		return
 	}

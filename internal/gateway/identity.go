@@ -113,18 +113,19 @@ func (c *sessionCache) remove(key [32]byte) {
 // decoding the cookie, and never one that has been revoked (checked on every
 // request, cached or not). Any failure is "no session".
 func (g *Gateway) lookup(r *http.Request) *cacheEntry {
-	key, ok := g.codec.Fingerprint(r)
+	ks := g.keys.Load() // one codec and its cache, whatever a key swap does meanwhile
+	key, ok := ks.codec.Fingerprint(r)
 	if !ok {
 		return nil
 	}
-	if e := g.cache.get(key); e != nil {
-		if g.codec.Check(e.data) != nil || g.isRevoked(e.data) {
-			g.cache.remove(key)
+	if e := ks.cache.get(key); e != nil {
+		if ks.codec.Check(e.data) != nil || g.isRevoked(e.data) {
+			ks.cache.remove(key)
 			return nil
 		}
 		return e
 	}
-	d, err := g.codec.Read(r)
+	d, err := ks.codec.Read(r)
 	if err != nil {
 		if c := g.logger.Check(zap.DebugLevel, "session cookie not accepted"); c != nil {
 			c.Write(zap.String("reason", err.Error()))
@@ -135,7 +136,7 @@ func (g *Gateway) lookup(r *http.Request) *cacheEntry {
 		return nil // not cached: revoked cookies are few, and the check is cheap
 	}
 	e := g.newEntry(d)
-	g.cache.put(key, e)
+	ks.cache.put(key, e)
 	return e
 }
 
@@ -198,7 +199,7 @@ func (g *Gateway) assertionFor(e *cacheEntry) string {
 	if a, ok := e.current(now); ok { // another request signed it meanwhile
 		return a
 	}
-	a, err := g.signer.assertion(e.data, g.forward, g.site.origin, g.site.audience, now, g.assertTTL)
+	a, err := g.signer().assertion(e.data, g.forward, g.site.origin, g.site.audience, now, g.assertTTL)
 	if err != nil {
 		g.logger.Error("assertion not signed", zap.Error(err))
 		return ""
