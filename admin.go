@@ -27,6 +27,31 @@ func init() {
 	fl.String("before", "", "End sessions created before this time (RFC 3339; default now). Without --sub: everyone's")
 	fl.String("site", "", "Only this site (its origin, e.g. https://app.example.gov.sg); default every sgid site")
 	fl.String("address", "", "The admin API's address; default Caddy's (localhost:2019)")
+	rotate := flag.NewFlagSet("sgid-rotate", flag.ExitOnError)
+	rotate.String("kind", "", "session_secret or signing_key; default both")
+	rotate.String("site", "", "Only this site's keys (its origin); default every sgid site's")
+	rotate.String("activate-in", "", "When the new values seal and sign (e.g. 30s); default twice revocation_poll, and at least 5m for a signing key")
+	rotate.String("address", "", "The admin API's address; default Caddy's (localhost:2019)")
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "sgid-rotate",
+		Usage: "[--kind session_secret|signing_key] [--site <origin>] [--activate-in <duration>] [--address <admin>]",
+		Short: "Rotates the sgid handler's keys kept in Caddy storage, on every instance, through a running Caddy",
+		Long: `
+Adds a new session secret or assertion signing key in front of the ones in
+Caddy's storage, through the admin API of a running Caddy (POST /sgid/rotate).
+Every instance that shares the storage loads it within revocation_poll, and it
+seals cookies (signs assertions) only from its activation time, so no
+instance meets a cookie or assertion it cannot check. The value it replaces
+stays for its overlap: a session secret for the idle timeout (the next request
+moves a session to the new one), a signing key for the assertion lifetime.
+Nobody is logged out. Keys given in the config are rotated in the config.
+
+    caddy sgid-rotate
+    caddy sgid-rotate --kind signing_key --site https://app.example.gov.sg --activate-in 1h
+`,
+		Flags: rotate,
+		Func:  cmdRotate,
+	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "sgid-revoke",
 		Usage: "(--sub <sub> [--before <time>] | --before <time>) [--site <origin>] [--address <admin>]",
@@ -48,7 +73,8 @@ and lasts until the sessions it ends would have expired.
 }
 
 // adminAPI is the admin route /sgid/: POST /sgid/revoke ends sessions, GET
-// /sgid/sites lists the sites whose revocations this process holds.
+// /sgid/sites lists the sites whose revocations this process holds, POST
+// /sgid/rotate rotates the keys kept in Caddy storage (rotation.go).
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -64,7 +90,63 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/sgid/revoke", Handler: caddy.AdminHandlerFunc(a.revoke)},
 		{Pattern: "/sgid/sites", Handler: caddy.AdminHandlerFunc(a.sites)},
+		{Pattern: "/sgid/rotate", Handler: caddy.AdminHandlerFunc(a.rotate)},
 	}
+}
+
+// RotateRequest is the body of POST /sgid/rotate.
+type RotateRequest struct {
+	Kind string `json:"kind,omitempty"` // session_secret or signing_key; default both
+	Site string `json:"site,omitempty"` // only this site's keys (its origin); default every site's
+	// ActivateIn is when the new values seal and sign, as a Go duration;
+	// default twice revocation_poll, and for a signing key at least the
+	// JWKS's max-age (5m).
+	ActivateIn string `json:"activate_in,omitempty"`
+}
+
+func (adminAPI) rotate(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed: POST")}
+	}
+	var req RotateRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("decoding the request: %v", err)}
+	}
+	if req.Kind != "" && req.Kind != kindSessionSecret && req.Kind != kindSigningKey {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("kind: want %s or %s, or none for both", kindSessionSecret, kindSigningKey)}
+	}
+	var activateIn time.Duration
+	if req.ActivateIn != "" {
+		d, err := caddy.ParseDuration(req.ActivateIn)
+		if err != nil || d <= 0 {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("activate_in: want a positive duration, e.g. 30s or 10m")}
+		}
+		activateIn = d
+	}
+	targets := rotationTargets(req.Site, req.Kind)
+	if len(targets) == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no sgid site matches with keys in Caddy storage: " +
+			"keys given in the config (session_secret, signing_key) are rotated there, by putting the new one first")}
+	}
+	var done []RotatedKey
+	for _, t := range targets {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		rk, err := t.rotate(ctx, activateIn)
+		cancel()
+		if err != nil {
+			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("rotating %s: %v (rotated before it: %d)", rk.Key, err, len(done))}
+		}
+		done = append(done, rk)
+		retiring := make([]string, 0, len(rk.Retiring))
+		for _, x := range rk.Retiring {
+			retiring = append(retiring, x.ID+" until "+x.Expires.Format(time.RFC3339))
+		}
+		caddy.Log().Named("http.handlers.sgid").Info("sgid key rotated", zap.String("event", "rotation"), zap.String("kind", rk.Kind),
+			zap.String("key", rk.Key), zap.Strings("sites", rk.Sites), zap.String("id", rk.ID), zap.Time("active_from", rk.ActiveFrom),
+			zap.Strings("retiring", retiring))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(map[string]any{"rotated": done})
 }
 
 // RevokeRequest is the body of POST /sgid/revoke: Sub, Before, or both.
@@ -168,12 +250,23 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 	if req.Sub == "" && req.Before.IsZero() {
 		return caddy.ExitCodeFailedStartup, errors.New("give --sub, --before, or both")
 	}
-	addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, "", "")
+	return postAdmin(fl.String("address"), "/sgid/revoke", req)
+}
+
+func cmdRotate(fl caddycmd.Flags) (int, error) {
+	req := RotateRequest{Kind: fl.String("kind"), Site: fl.String("site"), ActivateIn: fl.String("activate-in")}
+	return postAdmin(fl.String("address"), "/sgid/rotate", req)
+}
+
+// postAdmin sends body as JSON to a running Caddy's admin API at path and
+// prints the answer.
+func postAdmin(address, path string, body any) (int, error) {
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, "", "")
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	body, _ := json.Marshal(req)
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/sgid/revoke", nil, strings.NewReader(string(body)))
+	b, _ := json.Marshal(body)
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, path, nil, strings.NewReader(string(b)))
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}

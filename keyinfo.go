@@ -92,7 +92,7 @@ func (k *keyStore) report(s *gateway.Site, src keySources, secrets [][]byte, ecK
 			k.logger().Warn("sgid key metric not registered", zap.Error(err))
 			return
 		}
-		c.add(ids...)
+		c.set(k, ids)
 	}
 }
 
@@ -108,17 +108,18 @@ type keyID struct{ site, kind, id string }
 // counters, it belongs to the config's registry (Caddy makes one per config
 // it loads, and the admin API's /metrics serves the running config's): the
 // series of a config reloaded away go with it, and a site removed from the
-// config leaves nothing behind. Every sgid handler of the config adds to
-// the same one; a key two handlers share is one series.
+// config leaves nothing behind. Every sgid handler of the config reports to
+// the same one, each setting its own series (again at each key swap); a
+// key two handlers share is one series.
 type keyInfo struct {
 	mu  sync.Mutex
-	ids map[keyID]struct{}
+	ids map[*keyStore][]keyID
 }
 
 // keyInfoIn returns the config's keyInfo, registering it with reg the first
 // time.
 func keyInfoIn(reg prometheus.Registerer) (*keyInfo, error) {
-	c := &keyInfo{ids: map[keyID]struct{}{}}
+	c := &keyInfo{ids: map[*keyStore][]keyID{}}
 	err := reg.Register(c)
 	var dup prometheus.AlreadyRegisteredError
 	if errors.As(err, &dup) {
@@ -129,12 +130,12 @@ func keyInfoIn(reg prometheus.Registerer) (*keyInfo, error) {
 	return c, err
 }
 
-func (c *keyInfo) add(ids ...keyID) {
+// set makes ids the series of owner (one handler's keyStore): its keys
+// after a swap replace its keys before, so a rotation's expired keys go.
+func (c *keyInfo) set(owner *keyStore, ids []keyID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range ids {
-		c.ids[id] = struct{}{}
-	}
+	c.ids[owner] = ids
 }
 
 // Describe implements prometheus.Collector.
@@ -144,8 +145,14 @@ func (c *keyInfo) Describe(ch chan<- *prometheus.Desc) { ch <- keyInfoDesc }
 func (c *keyInfo) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id := range c.ids {
-		ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, id.site, id.kind, id.id)
+	seen := map[keyID]bool{}
+	for _, ids := range c.ids {
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				ch <- prometheus.MustNewConstMetric(keyInfoDesc, prometheus.GaugeValue, 1, id.site, id.kind, id.id)
+			}
+		}
 	}
 }
 

@@ -87,8 +87,10 @@ func TestKeyInfoLogsAndExportsWhatAHandlerHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.report(other, keySources{sessionSecrets: "config", signingKeys: "signing_secret"}, secrets[:1], nil)
-	k.report(tk.site, keySources{sessionSecrets: "config", signingKeys: "storage"}, secrets[:1], nil)
+	k2, _ := tk.instance(nil, nil)
+	k2.report(other, keySources{sessionSecrets: "config", signingKeys: "signing_secret"}, secrets[:1], nil)
+	k3, _ := tk.instance(nil, nil) // a third handler, of the first site
+	k3.report(tk.site, keySources{sessionSecrets: "config", signingKeys: "storage"}, secrets[:1], nil)
 	want = append(want, "site=https://other.example kind=session_secret id="+fingerprint(secrets[0]))
 	if got := keyInfoSeries(t, reg); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("after a second handler, caddy_sgid_key_info series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -17,13 +17,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/sgidproxy/caddy-sgid/internal/gateway"
-	"github.com/sgidproxy/caddy-sgid/session"
 )
 
 // keyStore generates the gateway's own secrets once and keeps them in Caddy's
@@ -41,8 +41,13 @@ type keyStore struct {
 	issuer   string // sgID's issuer URL
 	clientID string
 
-	log  *zap.Logger // nil: the handler's (ctx.Logger())
-	held *heldKeys   // nil: processKeys
+	log  *zap.Logger      // nil: the handler's (ctx.Logger())
+	held *heldKeys        // nil: processKeys
+	now  func() time.Time // nil: time.Now
+
+	// raw is what storage held under each name this keyStore loaded or
+	// made, as the key watcher (rotation.go) starts from it.
+	raw map[string][]byte
 }
 
 // prefix keeps each sgID client's keys apart, per issuer as well as per client
@@ -71,6 +76,21 @@ func (k *keyStore) logger() *zap.Logger {
 		return k.log
 	}
 	return k.ctx.Logger()
+}
+
+func (k *keyStore) clock() time.Time {
+	if k.now != nil {
+		return k.now()
+	}
+	return time.Now()
+}
+
+// keep notes v as what storage holds under name.
+func (k *keyStore) keep(name string, v []byte) {
+	if k.raw == nil {
+		k.raw = map[string][]byte{}
+	}
+	k.raw[name] = v
 }
 
 func (k *keyStore) heldKeys() *heldKeys {
@@ -115,38 +135,61 @@ func (k *keyStore) loadOrCreate(name, what string, create func() ([]byte, error)
 		return nil, fmt.Errorf("storing %s: %w", key, err)
 	}
 	k.heldKeys().remember(key, v)
+	k.keep(name, v)
 	k.listInInventory(name)
 	return v, nil
 }
 
-// sessionSecret is 32 random bytes, stored base64url-encoded.
-func (k *keyStore) sessionSecret() ([]byte, error) {
-	v, err := k.loadOrCreate(sessionSecretName, "the session secret", func() ([]byte, error) {
+// ring is loadOrCreate's value as a key ring (keyring.go).
+func (k *keyStore) ring(name, what string, create func() ([]byte, error)) (keyRing, error) {
+	v, err := k.loadOrCreate(name, what, create)
+	if err != nil {
+		return keyRing{}, err
+	}
+	r, err := parseRing(v)
+	if err != nil {
+		return keyRing{}, fmt.Errorf("%s%s: %w", k.prefix(), name, err)
+	}
+	return r, nil
+}
+
+// sessionSecrets are the session secrets of this issuer and client, the
+// sealing one first: 32 random bytes, stored base64url-encoded, with those a
+// rotation keeps for their overlap.
+func (k *keyStore) sessionSecrets() ([][]byte, error) {
+	r, err := k.ring(sessionSecretName, secretWhat, func() ([]byte, error) {
 		return []byte(NewSessionSecret()), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	s := strings.TrimSpace(string(v))
-	if session.CheckSecret("the stored session secret", s) != nil {
-		return nil, errors.New("the stored session secret is too short; delete it to have a new one made")
+	secrets, err := secretsOf(r, k.clock())
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w; delete it to have a new one made", k.prefix(), sessionSecretName, err)
 	}
-	return []byte(s), nil
+	return secrets, nil
 }
 
-// signingKey is the ES256 assertion key of one site and audience, stored as
-// PKCS#8 PEM: each site has its own key and JWKS, so an assertion minted by one
-// site's gateway never verifies against another's keys.
-func (k *keyStore) signingKey(s *gateway.Site) (*ecdsa.PrivateKey, error) {
-	what := fmt.Sprintf("the assertion signing key of %s (audience %s)", s.Origin(), s.Audience())
-	v, err := k.loadOrCreate(signingKeyName(s), what, func() ([]byte, error) {
+// signingKeys are the ES256 assertion keys of one site and audience, the
+// signing one first, stored as PKCS#8 PEM: each site has its own keys and
+// JWKS, so an assertion minted by one site's gateway never verifies against
+// another's keys.
+func (k *keyStore) signingKeys(s *gateway.Site) ([]*ecdsa.PrivateKey, error) {
+	r, err := k.ring(signingKeyName(s), signingWhat(s), func() ([]byte, error) {
 		pemText, err := NewSigningKeyPEM()
 		return []byte(pemText), err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return parseECKey(string(v))
+	return signingKeysOf(r, k.clock())
+}
+
+// What the logs call the keys.
+const secretWhat = "the session secret"
+
+func signingWhat(s *gateway.Site) string {
+	return fmt.Sprintf("the assertion signing key of %s (audience %s)", s.Origin(), s.Audience())
 }
 
 // The names of the keys under the prefix.
@@ -295,6 +338,7 @@ func (k *keyStore) otherKeys(name string) ([]string, error) {
 // listed in the inventory.
 func (k *keyStore) loaded(name, what string, v []byte) {
 	key := k.prefix() + name
+	k.keep(name, v)
 	if k.heldKeys().remember(key, v) {
 		k.logger().Warn("loaded "+what+", which is not the one this process held before: another instance replaced it in storage; "+
 			"sessions or assertions made with the old one fail (compare caddy_sgid_key_info across instances)",
@@ -303,17 +347,17 @@ func (k *keyStore) loaded(name, what string, v []byte) {
 	k.listInInventory(name)
 }
 
-// heldKeys remembers, for the life of the process, a fingerprint of each key
-// it loaded or generated, by storage key. It is what tells, at a reload, that
-// storage lost a key even when it lost the inventory with it.
+// heldKeys remembers, for the life of the process, fingerprints of the values
+// of each key it loaded or generated, by storage key. It is what tells, at a
+// reload, that storage lost a key even when it lost the inventory with it.
 type heldKeys struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string][]string
 }
 
 var processKeys = newHeldKeys()
 
-func newHeldKeys() *heldKeys { return &heldKeys{m: map[string]string{}} }
+func newHeldKeys() *heldKeys { return &heldKeys{m: map[string][]string{}} }
 
 func (h *heldKeys) has(key string) bool {
 	h.mu.Lock()
@@ -322,15 +366,24 @@ func (h *heldKeys) has(key string) bool {
 	return ok
 }
 
-// remember notes v as the value of key; changed reports that another value
-// was noted before.
-func (h *heldKeys) remember(key string, v []byte) (changed bool) {
-	fp := fingerprint(v)
+// remember notes v (a key ring, or a bare value) as the value of key;
+// replaced reports that other values were noted before and v keeps none of
+// them. A rotation keeps the value it retires for its overlap, so it replaces
+// nothing; a key generated anew over a lost one does.
+func (h *heldKeys) remember(key string, v []byte) (replaced bool) {
+	var fps []string
+	if r, err := parseRing(v); err == nil {
+		for _, k := range r.Keys {
+			fps = append(fps, fingerprint([]byte(k.Value)))
+		}
+	} else {
+		fps = []string{fingerprint(v)}
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old, ok := h.m[key]
-	h.m[key] = fp
-	return ok && old != fp
+	h.m[key] = fps
+	return ok && !slices.ContainsFunc(old, func(fp string) bool { return slices.Contains(fps, fp) })
 }
 
 // parseECKey reads a P-256 private key from PEM (PKCS#8 or SEC 1), with real or
@@ -373,11 +426,11 @@ func (h *Handler) signingKeys(expand func(string, string) (string, error), keys 
 		return nil, []byte(secret), nil
 	}
 	if len(h.SigningKeys) == 0 {
-		k, err := keys.signingKey(s)
+		ks, err := keys.signingKeys(s)
 		if err != nil {
 			return nil, nil, fmt.Errorf("assertion signing key from storage: %w", err)
 		}
-		return []*ecdsa.PrivateKey{k}, nil, nil
+		return ks, nil, nil
 	}
 	var ecKeys []*ecdsa.PrivateKey
 	for i, text := range h.SigningKeys {

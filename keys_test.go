@@ -113,10 +113,10 @@ func (tk *testKeys) stored(k *keyStore, name string) []byte {
 // provisioning does, and returns the stored values.
 func (tk *testKeys) both(k *keyStore) (secret, key []byte) {
 	tk.t.Helper()
-	if _, err := k.sessionSecret(); err != nil {
+	if _, err := k.sessionSecrets(); err != nil {
 		tk.t.Fatal(err)
 	}
-	if _, err := k.signingKey(tk.site); err != nil {
+	if _, err := k.signingKeys(tk.site); err != nil {
 		tk.t.Fatal(err)
 	}
 	return tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
@@ -149,9 +149,9 @@ func TestKeyStoreReadErrorGeneratesNothing(t *testing.T) {
 		failRead int
 		load     func(*keyStore) error
 	}{
-		{"session secret, read under the lock", sessionSecretName, 2, func(k *keyStore) error { _, err := k.sessionSecret(); return err }},
-		{"signing key, read under the lock", signingKeyName(tk.site), 2, func(k *keyStore) error { _, err := k.signingKey(tk.site); return err }},
-		{"session secret, first read", sessionSecretName, 1, func(k *keyStore) error { _, err := k.sessionSecret(); return err }},
+		{"session secret, read under the lock", sessionSecretName, 2, func(k *keyStore) error { _, err := k.sessionSecrets(); return err }},
+		{"signing key, read under the lock", signingKeyName(tk.site), 2, func(k *keyStore) error { _, err := k.signingKeys(tk.site); return err }},
+		{"session secret, first read", sessionSecretName, 1, func(k *keyStore) error { _, err := k.sessionSecrets(); return err }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tk := newTestKeys(t)

@@ -108,11 +108,15 @@ type Handler struct {
 	// RevocationPoll is the time between two full reloads of the revocation
 	// store: with Caddy storage, how late an instance may learn of a
 	// revocation made on another; with Redis, changes arrive within a second
-	// and the reload makes up for a missed one. Default: 10s.
+	// and the reload makes up for a missed one. Keys kept in Caddy storage are
+	// reloaded as often, which bounds how soon a rotation may take effect
+	// (twice this). Default: 10s.
 	RevocationPoll caddy.Duration `json:"revocation_poll,omitempty"`
 
 	gw         *gateway.Gateway // the request pipeline, built by Provision
 	revocation string           // the key of this site's revocations in the process's pool
+	keys       *keyStore        // where the keys in storage are
+	watch      *keyWatch        // follows them; nil when every key is in the config
 }
 
 // Forward passes one field to the upstream as a header.
@@ -148,6 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // Cleanup lets go of what a replaced config held: idle connections to sgID would
 // otherwise linger until their idle timeout after every reload.
 func (h *Handler) Cleanup() error {
+	h.watch.close()
 	if h.gw != nil {
 		h.gw.Close()
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sgidproxy/caddy-sgid/internal/gateway"
+	"github.com/sgidproxy/caddy-sgid/revocation"
 	"github.com/sgidproxy/caddy-sgid/session"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
@@ -18,11 +19,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.gw, err = gateway.New(cfg); err != nil && h.revocation != "" {
-		_, _ = revocations.Delete(h.revocation)
-		h.revocation = ""
+	if h.gw, err = gateway.New(cfg); err != nil {
+		if h.revocation != "" {
+			_, _ = revocations.Delete(h.revocation)
+			h.revocation = ""
+		}
+		return err
 	}
-	return err
+	// Keys in storage follow rotations and losses while the config runs.
+	poll := time.Duration(h.RevocationPoll)
+	if poll <= 0 {
+		poll = revocation.DefaultInterval
+	}
+	idle, assertTTL := h.gw.Lifetimes()
+	base := gateway.Keys{SessionSecrets: cfg.SessionSecrets, SigningKeys: cfg.SigningKeys, SigningSecret: cfg.SigningSecret}
+	h.watch = watchKeys(h.keys, h.gw, cfg.Site, base, h.keySources(), poll, idle, assertTTL)
+	return nil
 }
 
 // resolve is what Provision needs Caddy for: placeholders expanded, the site
@@ -70,6 +82,7 @@ func (h *Handler) resolve(ctx caddy.Context) (gateway.Config, error) {
 		return cfg, fmt.Errorf("sgid client: %w", err)
 	}
 	keys := &keyStore{storage: ctx.Storage(), ctx: ctx, issuer: issuer, clientID: client.ClientID}
+	h.keys = keys
 	if cfg.SessionSecrets, err = h.sessionSecrets(expand, keys); err != nil {
 		return cfg, err
 	}
@@ -105,11 +118,11 @@ func (h *Handler) pipeline(cfg *gateway.Config) {
 
 func (h *Handler) sessionSecrets(expand func(string, string) (string, error), keys *keyStore) ([][]byte, error) {
 	if len(h.SessionSecrets) == 0 {
-		secret, err := keys.sessionSecret()
+		secrets, err := keys.sessionSecrets()
 		if err != nil {
 			return nil, fmt.Errorf("session secret from storage: %w", err)
 		}
-		return [][]byte{secret}, nil
+		return secrets, nil
 	}
 	var out [][]byte
 	for i, s := range h.SessionSecrets {

@@ -104,7 +104,7 @@ func (h *Handler) openRevocations(ctx caddy.Context, expand func(string, string)
 	key := "redis " + digest(url) + " " + prefix
 	if opt == nil {
 		// Two configs share a list only if they share the storage.
-		key = "storage " + digest(fmt.Sprintf("%T %+v", storage, storage)) + " " + prefix
+		key = "storage " + storageID(storage) + " " + prefix
 	}
 	poll := time.Duration(h.RevocationPoll)
 	logger := cfg.Logger

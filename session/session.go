@@ -143,6 +143,10 @@ func (c *Codec) Check(d *Data) error {
 // Lifetime is the absolute session lifetime the codec enforces.
 func (c *Codec) Lifetime() time.Duration { return c.lifetime }
 
+// IdleTimeout is the idle timeout the codec enforces: the longest a cookie
+// lives without a request.
+func (c *Codec) IdleTimeout() time.Duration { return c.idle }
+
 // End is when d's absolute lifetime ends, however often it is refreshed: the
 // last moment a revocation of d must be kept.
 func (c *Codec) End(d *Data) time.Time { return d.Created.Add(c.lifetime) }

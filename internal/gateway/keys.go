@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/ecdsa"
 	"errors"
+	"time"
 
 	"github.com/sgidproxy/caddy-sgid/session"
 )
@@ -49,3 +50,10 @@ func (g *Gateway) SetKeys(k Keys) error {
 
 func (g *Gateway) codec() *session.Codec { return g.keys.Load().codec }
 func (g *Gateway) signer() *signer       { return g.keys.Load().signer }
+
+// Lifetimes are how long what the keys make can live: a session cookie
+// without a request (the idle timeout), and an assertion. A rotation keeps a
+// retired key that long.
+func (g *Gateway) Lifetimes() (idle, assertion time.Duration) {
+	return g.codec().IdleTimeout(), g.assertTTL
+}
