@@ -19,7 +19,9 @@ import (
 // caddy_sgid_key_info. When the session secret is lost from storage, the next
 // instance to start generates a new one with a WARN naming it, and its key
 // info shows at once that it disagrees with the others (whose cookies it
-// refuses).
+// refuses). The running instances poll their keys only hourly here: at a
+// shorter poll they give the lost secret back first (see
+// TestALostKeyIsGivenBackBeforeAnotherInstanceStarts).
 func TestKeyInfoAgreesAcrossInstancesAndALostSecretWarns(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -27,6 +29,7 @@ func TestKeyInfoAgreesAcrossInstancesAndALostSecretWarns(t *testing.T) {
 	sites := f.cluster(shared, shared, shared)
 	for i := range sites {
 		sites[i].LogLevel = "INFO"
+		sites[i].Sgid = "\t\trevocation_poll 1h"
 		var err error
 		if sites[i].Admin, err = FreeAddr(); err != nil {
 			t.Fatal(err)
