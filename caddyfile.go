@@ -46,7 +46,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		timeout            <duration>           # each call to sgID; default 10s
 //		clock_skew         <duration>           # ID token time tolerance; default 60s
 //		revocation_store   <storage|redis-url>  # where logouts are shared; default storage (Caddy's)
-//		revocation_poll    <duration>           # full reload of revocations; default 10s
+//		revocation_poll    <duration>           # full reload of revocations and stored keys; default 10s
 //	}
 //
 // Fields are scope names (myinfo.name) or sub; a field that is forwarded or
@@ -67,6 +67,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // storage (each instance reloads it every revocation_poll) or Redis
 // (redis://[user:password@]host:port[/db], or rediss:// for TLS; changes
 // reach every instance within a second).
+//
+// Keys kept in Caddy's storage (no session_secret or signing_key given) are
+// reloaded every revocation_poll too, and rotated with caddy sgid-rotate: the
+// new value reaches every instance before it seals or signs, and the old one
+// stays for its overlap, so nobody is logged out.
 //
 // X-Sgid-Sub always carries the sub and X-Sgid-Assertion the signed JWT.
 // Secrets should be {env.*} or {file.*} placeholders, which are expanded at

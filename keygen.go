@@ -34,8 +34,8 @@ Generates the two secrets of the sgid handler: a session secret (session_secret,
 (signing_key, PEM, signs the X-Sgid-Assertion header with ES256).
 
 Without them the handler generates both once and keeps them in Caddy's storage,
-which is enough for instances that share storage. Give them in the config when
-instances do not share storage, or to control rotation.
+which is enough for instances that share storage (caddy sgid-rotate rotates
+them there). Give them in the config when instances do not share storage.
 
 By default both are printed with comments on how to store them and the
 Caddyfile lines that use them. Keep them out of the Caddyfile itself: store
