@@ -31,10 +31,11 @@ func init() {
 	rotate.String("kind", "", "session_secret or signing_key; default both")
 	rotate.String("site", "", "Only this site's keys (its origin); default every sgid site's")
 	rotate.String("activate-in", "", "When the new values seal and sign (e.g. 30s); default twice revocation_poll, and at least 5m for a signing key")
+	rotate.Bool("drop-old", false, "End the old values at the activation instead of after their overlap (a compromised key): logs everyone out then")
 	rotate.String("address", "", "The admin API's address; default Caddy's (localhost:2019)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "sgid-rotate",
-		Usage: "[--kind session_secret|signing_key] [--site <origin>] [--activate-in <duration>] [--address <admin>]",
+		Usage: "[--kind session_secret|signing_key] [--site <origin>] [--activate-in <duration>] [--drop-old] [--address <admin>]",
 		Short: "Rotates the sgid handler's keys kept in Caddy storage, on every instance, through a running Caddy",
 		Long: `
 Adds a new session secret or assertion signing key in front of the ones in
@@ -45,6 +46,11 @@ instance meets a cookie or assertion it cannot check. The value it replaces
 stays for its overlap: a session secret for the idle timeout (the next request
 moves a session to the new one), a signing key for the assertion lifetime.
 Nobody is logged out. Keys given in the config are rotated in the config.
+
+For a key thought compromised, --drop-old ends the old values at the
+activation instead: every session sealed (assertion signed) with them ends
+then. Deleting the key from storage does not work while instances run: they
+give back the copy they hold.
 
     caddy sgid-rotate
     caddy sgid-rotate --kind signing_key --site https://app.example.gov.sg --activate-in 1h
@@ -102,6 +108,10 @@ type RotateRequest struct {
 	// default twice revocation_poll, and for a signing key at least the
 	// JWKS's max-age (5m).
 	ActivateIn string `json:"activate_in,omitempty"`
+	// DropOld ends the old values at the activation instead of keeping them
+	// for their overlap, for a key thought compromised: every session (or
+	// assertion) made with them ends then.
+	DropOld bool `json:"drop_old,omitempty"`
 }
 
 func (adminAPI) rotate(w http.ResponseWriter, r *http.Request) error {
@@ -131,7 +141,7 @@ func (adminAPI) rotate(w http.ResponseWriter, r *http.Request) error {
 	var done []RotatedKey
 	for _, t := range targets {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		rk, err := t.rotate(ctx, activateIn)
+		rk, err := t.rotate(ctx, activateIn, req.DropOld)
 		cancel()
 		if err != nil {
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("rotating %s: %v (rotated before it: %d)", rk.Key, err, len(done))}
@@ -143,7 +153,7 @@ func (adminAPI) rotate(w http.ResponseWriter, r *http.Request) error {
 		}
 		caddy.Log().Named("http.handlers.sgid").Info("sgid key rotated", zap.String("event", "rotation"), zap.String("kind", rk.Kind),
 			zap.String("key", rk.Key), zap.Strings("sites", rk.Sites), zap.String("id", rk.ID), zap.Time("active_from", rk.ActiveFrom),
-			zap.Strings("retiring", retiring))
+			zap.Strings("retiring", retiring), zap.Bool("drop_old", req.DropOld))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(map[string]any{"rotated": done})
@@ -254,7 +264,7 @@ func cmdRevoke(fl caddycmd.Flags) (int, error) {
 }
 
 func cmdRotate(fl caddycmd.Flags) (int, error) {
-	req := RotateRequest{Kind: fl.String("kind"), Site: fl.String("site"), ActivateIn: fl.String("activate-in")}
+	req := RotateRequest{Kind: fl.String("kind"), Site: fl.String("site"), ActivateIn: fl.String("activate-in"), DropOld: fl.Bool("drop-old")}
 	return postAdmin(fl.String("address"), "/sgid/rotate", req)
 }
 

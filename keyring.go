@@ -112,16 +112,22 @@ func (r keyRing) at(now time.Time) (values []string, next time.Time) {
 }
 
 // rotate adds value, active from activeFrom, and retires every value no
-// rotation retired yet: each expires overlap after activeFrom. Values that
-// expired are dropped, so the ring stays as small as its overlaps.
-func (r *keyRing) rotate(now time.Time, value string, activeFrom time.Time, overlap time.Duration) {
+// rotation retired yet: each expires overlap after activeFrom. With dropOld
+// (a key thought compromised) every other value expires at activeFrom
+// instead, those a rotation retired before included. Values that expired are
+// dropped, so the ring stays as small as its overlaps.
+func (r *keyRing) rotate(now time.Time, value string, activeFrom time.Time, overlap time.Duration, dropOld bool) {
+	retire := activeFrom.Add(overlap)
+	if dropOld {
+		retire = activeFrom
+	}
 	kept := r.Keys[:0]
 	for _, k := range r.Keys {
 		if !k.Expires.IsZero() && !now.Before(k.Expires) {
 			continue
 		}
-		if k.Expires.IsZero() {
-			k.Expires = activeFrom.Add(overlap)
+		if k.Expires.IsZero() || dropOld && k.Expires.After(retire) {
+			k.Expires = retire
 		}
 		kept = append(kept, k)
 	}

@@ -21,7 +21,7 @@ func TestKeyRingStoredFormRoundTrips(t *testing.T) {
 	}
 	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	r := bare
-	r.rotate(now, "second-"+secret, now.Add(time.Minute), time.Hour)
+	r.rotate(now, "second-"+secret, now.Add(time.Minute), time.Hour, false)
 	v := r.encode()
 	if !strings.Contains(string(v), ringFormat) {
 		t.Fatalf("a rotated ring encodes as %s, want JSON with its format", v)
@@ -47,7 +47,7 @@ func TestKeyRingActivatesAndExpiresOnTime(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	r := keyRing{Keys: []ringKey{{Value: "old"}}}
 	activate, overlap := t0.Add(20*time.Second), 30*time.Minute
-	r.rotate(t0, "new", activate, overlap)
+	r.rotate(t0, "new", activate, overlap, false)
 	for _, tt := range []struct {
 		at   time.Time
 		want string
@@ -68,7 +68,7 @@ func TestKeyRingActivatesAndExpiresOnTime(t *testing.T) {
 	r2 := r
 	r2.Keys = append([]ringKey(nil), r.Keys...)
 	second := t0.Add(40 * time.Second)
-	r2.rotate(t0.Add(10*time.Second), "newer", second, overlap)
+	r2.rotate(t0.Add(10*time.Second), "newer", second, overlap, false)
 	if values, _ := r2.at(activate); strings.Join(values, " ") != "new newer old" {
 		t.Errorf("between the two activations: %v, want new sealing, newer pending, old retired", values)
 	}
@@ -76,8 +76,18 @@ func TestKeyRingActivatesAndExpiresOnTime(t *testing.T) {
 		t.Errorf("after the second activation: %v", values)
 	}
 	// Rotating after the old one expired drops it from storage.
-	r.rotate(activate.Add(overlap), "third", activate.Add(overlap+time.Minute), overlap)
+	r.rotate(activate.Add(overlap), "third", activate.Add(overlap+time.Minute), overlap, false)
 	if len(r.Keys) != 2 || r.Keys[0].Value != "new" || r.Keys[1].Value != "third" {
 		t.Errorf("after an expiry, a rotation keeps %+v; want new and third", r.Keys)
+	}
+
+	// Dropping the old ones (a compromise): at the activation the new value
+	// is alone, even those an earlier rotation had retired for longer.
+	r2.rotate(t0.Add(20*time.Second), "clean", t0.Add(time.Minute), overlap, true)
+	if values, _ := r2.at(t0.Add(time.Minute - time.Nanosecond)); strings.Join(values, " ") != "newer clean new old" {
+		t.Errorf("before a drop-old activation: %v, want everything, the new one pending", values)
+	}
+	if values, next := r2.at(t0.Add(time.Minute)); strings.Join(values, " ") != "clean" || !next.IsZero() {
+		t.Errorf("at a drop-old activation: %v (next %v), want the new value alone", values, next)
 	}
 }

@@ -111,7 +111,7 @@ func TestKeyWatchTakesUpARotationAtItsActivation(t *testing.T) {
 	}
 	rotated := map[string]RotatedKey{}
 	for _, tg := range targets {
-		rk, err := tg.rotate(context.Background(), time.Second)
+		rk, err := tg.rotate(context.Background(), time.Second, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,4 +224,31 @@ func TestKeyWatchKeepsItsKeysWhileStorageFails(t *testing.T) {
 		t.Errorf("%d INFO lines for storage answering again, want 1", infos)
 	}
 	checkNoKeyMaterial(t, logs, secret, key, []byte(other))
+}
+
+// A rotation for a compromised key (dropOld) ends the old value at the
+// activation: from then the handler holds the new one alone.
+func TestKeyWatchDropsTheOldValueAtADropOldActivation(t *testing.T) {
+	tk := newTestKeys(t)
+	k, logs := tk.instance(nil, nil)
+	const poll = 100 * time.Millisecond
+	tk.watched(k, poll)
+	oldSecret, key := tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
+	kid := valueID(kindSigningKey, string(key))
+	targets := rotationTargets(tk.site.Origin(), kindSessionSecret)
+	if len(targets) != 1 {
+		t.Fatalf("rotation targets %+v, want the session secret", targets)
+	}
+	rk, err := targets[0].rotate(context.Background(), 500*time.Millisecond, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rk.Retiring) != 1 || !rk.Retiring[0].Expires.Equal(rk.ActiveFrom) {
+		t.Errorf("a drop-old rotation retires %+v, want the old secret until the activation %v", rk.Retiring, rk.ActiveFrom)
+	}
+	swappedTo(t, logs, []string{fingerprint(oldSecret), rk.ID}, []string{kid}, poll)
+	at := swappedTo(t, logs, []string{rk.ID}, []string{kid}, 2*time.Second)
+	if at.Before(rk.ActiveFrom) {
+		t.Errorf("the old secret went at %v, before the activation %v", at, rk.ActiveFrom)
+	}
 }

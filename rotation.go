@@ -126,8 +126,9 @@ type RetiringKey struct {
 
 // rotate adds a new value to t's key in storage, active activateIn from now
 // (zero: t.activateIn()), under the key's lock, and has this instance's
-// watches load it at once.
-func (t *rotationTarget) rotate(ctx context.Context, activateIn time.Duration) (RotatedKey, error) {
+// watches load it at once. dropOld ends the old values at the activation
+// instead of keeping them for their overlap: everyone is logged out then.
+func (t *rotationTarget) rotate(ctx context.Context, activateIn time.Duration, dropOld bool) (RotatedKey, error) {
 	k := t.keys
 	key := k.prefix() + t.name
 	out := RotatedKey{Kind: t.kind, Key: key, Sites: t.sites()}
@@ -152,7 +153,7 @@ func (t *rotationTarget) rotate(ctx context.Context, activateIn time.Duration) (
 	}
 	now := k.clock()
 	out.ActiveFrom = now.Add(activateIn)
-	r.rotate(now, value, out.ActiveFrom, t.overlap())
+	r.rotate(now, value, out.ActiveFrom, t.overlap(), dropOld)
 	for _, rk := range r.Keys[:len(r.Keys)-1] {
 		out.Retiring = append(out.Retiring, RetiringKey{ID: valueID(t.kind, rk.Value), Expires: rk.Expires})
 	}
