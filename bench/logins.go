@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -198,10 +199,10 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// loadRevocations ends every session of n made-up subs through the admin API,
-// as an operator would, from four clients at once: n live revocations that
-// every request to the sgid site is checked against.
-func loadRevocations(admin string, n int) error {
+// loadRevocations ends every session of n made-up subs at siteURL through
+// the admin API, as an operator would, from four clients at once: n live
+// revocations that every request to that site is checked against.
+func loadRevocations(admin string, n int, siteURL string) error {
 	var next atomic.Int64
 	errs := make(chan error, 4)
 	for range 4 {
@@ -212,7 +213,7 @@ func loadRevocations(admin string, n int) error {
 					errs <- nil
 					return
 				}
-				body := fmt.Sprintf(`{"sub": "bench-revoked-%d"}`, i)
+				body := fmt.Sprintf(`{"sub": "bench-revoked-%d", "site": %q}`, i, siteURL)
 				resp, err := http.Post("http://"+admin+"/sgid/revoke", "application/json", strings.NewReader(body))
 				if err != nil {
 					errs <- err
@@ -254,6 +255,33 @@ func revokedSession(codec *session.Codec, siteURL, sub string) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		return fmt.Errorf("a session of the revoked %s: status %d, want 401", sub, resp.StatusCode)
+	}
+	return nil
+}
+
+// checkRevocationCounts fails unless GET /sgid/sites shows each site with the
+// number of live revocations want gives it.
+func checkRevocationCounts(admin string, want map[string]int) error {
+	resp, err := http.Get("http://" + admin + "/sgid/sites")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var sites []struct {
+		Site        string `json:"site"`
+		Revocations int    `json:"revocations"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&sites); err != nil {
+		return fmt.Errorf("GET /sgid/sites: %w", err)
+	}
+	got := map[string]int{}
+	for _, s := range sites {
+		got[s.Site] = s.Revocations
+	}
+	for site, n := range want {
+		if got[site] != n {
+			return fmt.Errorf("%s holds %d live revocations, want %d (GET /sgid/sites: %v)", site, got[site], n, got)
+		}
 	}
 	return nil
 }

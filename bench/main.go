@@ -42,7 +42,7 @@ func main() {
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
-	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds; 0 for none")
+	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
 	if *caddyBin == "" {
@@ -122,14 +122,14 @@ func (b *bench) run() error {
 		session_secret {env.BENCH_SESSION_SECRET}
 	}
 `, idp.URL()) + proxy
-	var addrs [3]string
+	var addrs [4]string
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
 			return err
 		}
 	}
-	bareOnlyAddr, bareAddr, sgidAddr := addrs[0], addrs[1], addrs[2]
-	bareURL, sgidURL := "http://"+bareAddr, "http://"+sgidAddr
+	bareOnlyAddr, bareAddr, sgidAddr, norevAddr := addrs[0], addrs[1], addrs[2], addrs[3]
+	bareURL, sgidURL, norevURL := "http://"+bareAddr, "http://"+sgidAddr, "http://"+norevAddr
 	ok200 := check{status: 200}
 	withIdentity := check{status: 200, header: identityHeader, value: "1"}
 	var t table
@@ -155,7 +155,13 @@ func (b *bench) run() error {
 			return err
 		}
 	}
-	c, err := startCaddy(b.caddy, b.dir, "both", admin, []site{{bareAddr, proxy}, {sgidAddr, gated}}, env)
+	sites := []site{{bareAddr, proxy}, {sgidAddr, gated}}
+	if b.revocations > 0 {
+		// The same sgid site again, with no revocations: the per-request
+		// cost of checking them, measured in the same rounds.
+		sites = append(sites, site{norevAddr, gated})
+	}
+	c, err := startCaddy(b.caddy, b.dir, "both", admin, sites, env)
 	if err != nil {
 		return err
 	}
@@ -163,6 +169,12 @@ func (b *bench) run() error {
 	cookie, _, _, err := login(sgidURL)
 	if err != nil {
 		return fmt.Errorf("logging in for the load runs: %w", err)
+	}
+	var norevCookie string
+	if b.revocations > 0 {
+		if norevCookie, _, _, err = login(norevURL); err != nil {
+			return fmt.Errorf("logging in at the site without revocations: %w", err)
+		}
 	}
 	// One minted session now, so that a codec that does not match the site's
 	// fails the run here and not after the load runs.
@@ -179,8 +191,11 @@ func (b *bench) run() error {
 	}
 	if b.revocations > 0 {
 		fmt.Fprintf(os.Stderr, "loading %d revocations\n", b.revocations)
-		if err := loadRevocations(admin, b.revocations); err != nil {
+		if err := loadRevocations(admin, b.revocations, sgidURL); err != nil {
 			return fmt.Errorf("loading revocations: %w", err)
+		}
+		if err := checkRevocationCounts(admin, map[string]int{sgidURL: b.revocations, norevURL: 0}); err != nil {
+			return err
 		}
 		if err := oneSession(http.DefaultClient, codec, sgidURL, 1); err != nil {
 			return fmt.Errorf("a minted session after the revocations: %w", err)
@@ -221,10 +236,30 @@ func (b *bench) run() error {
 			return err
 		}
 		t.bare = append(t.bare, r)
-		if r, err = measure(round, "sgid", sgidURL, withIdentity, "authenticated.pprof", "Cookie: "+cookie); err != nil {
+		gated := func() error {
+			r, err := measure(round, "sgid", sgidURL, withIdentity, "authenticated.pprof", "Cookie: "+cookie)
+			t.gated = append(t.gated, r)
 			return err
 		}
-		t.gated = append(t.gated, r)
+		norev := func() error {
+			if norevCookie == "" {
+				return nil
+			}
+			r, err := measure(round, "sgid, no revocations", norevURL, withIdentity, "", "Cookie: "+norevCookie)
+			t.norev = append(t.norev, r)
+			return err
+		}
+		// The two sgid sites trade places each round, so that neither is
+		// always the one measured right after bare.
+		order := []func() error{gated, norev}
+		if round%2 == 1 {
+			order = []func() error{norev, gated}
+		}
+		for _, m := range order {
+			if err := m(); err != nil {
+				return err
+			}
+		}
 		if control != nil {
 			if r, err = measure(round, "control", bareURL, withIdentity, "", control...); err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 type table struct {
 	bare, gated             []wrkResult
 	control                 []wrkResult // the bare site, sent sgid's identity headers by the client; empty without -control
+	norev                   []wrkResult // a second sgid site without revocations; empty with -revocations 0
 	unauthBare, unauthGated wrkResult
 	logins                  loginFigures
 	sessions                int
@@ -57,6 +58,12 @@ func (t *table) print(w io.Writer, l loadRun) {
 	fmt.Fprintf(w, "%-44s %12s %12s %10s\n", "", "bare", "sgid", "ratio")
 	fmt.Fprintf(w, "%-44s %12.0f %12.0f %9.2fx   target >= 0.90x: %s\n", "authenticated req/s", bRPS, gRPS, ratio, mark(ratio >= 0.90))
 	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +8 µs: %s\n", "proxy CPU µs/request", bCPU, gCPU, extra, mark(extra <= 8))
+	if len(t.norev) > 0 {
+		nr := pairedOf(t.norev, t.bare, rps, func(g, b float64) float64 { return g / b })
+		fmt.Fprintf(w, "%-44s %12s %12.0f %9.2fx\n", "  sgid without revocations: req/s", "", medianOf(t.norev, rps), nr)
+		fmt.Fprintf(w, "%-44s %12s %12.1f %+9.1f\n", "  sgid without revocations: CPU µs/request", "", medianOf(t.norev, cpu), pairedOf(t.norev, t.bare, cpu, func(g, b float64) float64 { return g - b }))
+		fmt.Fprintf(w, "%-44s %12s %12s %+9.1f    (each round's sgid minus sgid without)\n", "  the revocations' cost, CPU µs/request", "", "", pairedOf(t.gated, t.norev, cpu, func(g, b float64) float64 { return g - b }))
+	}
 	if len(t.control) > 0 {
 		diff := func(x, y float64) float64 { return x - y }
 		fmt.Fprintf(w, "%-44s %12.1f %12s %+9.1f    (carrying the identity)\n", "  control: bare sent sgid's headers, minus bare", medianOf(t.control, cpu), "", pairedOf(t.control, t.bare, cpu, diff))
@@ -81,6 +88,9 @@ func (t *table) print(w io.Writer, l loadRun) {
 	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for the second %d)\n", "  of which after the first half", mib(t.rssAfterHalf), mib(t.rssAfterSessions-t.rssAfterHalf), t.sessions-t.sessions/2)
 	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects",
 		sum(t.bare, func(r wrkResult) int { return r.ok }), sum(t.gated, func(r wrkResult) int { return r.ok }), t.unauthGated.ok)
+	if len(t.norev) > 0 {
+		fmt.Fprintf(w, ", sgid without revocations %d with identity headers", sum(t.norev, func(r wrkResult) int { return r.ok }))
+	}
 	if len(t.control) > 0 {
 		fmt.Fprintf(w, ", control %d with identity headers", sum(t.control, func(r wrkResult) int { return r.ok }))
 	}
@@ -112,7 +122,7 @@ func sum(rs []wrkResult, f func(wrkResult) int) int {
 // verdict fails the run if any response was not what was measured for.
 func (t *table) verdict() error {
 	bad := sum(t.bare, func(r wrkResult) int { return r.bad }) + sum(t.gated, func(r wrkResult) int { return r.bad }) +
-		sum(t.control, func(r wrkResult) int { return r.bad }) + t.unauthBare.bad + t.unauthGated.bad
+		sum(t.control, func(r wrkResult) int { return r.bad }) + sum(t.norev, func(r wrkResult) int { return r.bad }) + t.unauthBare.bad + t.unauthGated.bad
 	if bad > 0 {
 		return fmt.Errorf("%d responses were not the expected status and headers: the figures above are not valid", bad)
 	}

@@ -67,3 +67,27 @@ func BenchmarkAdd(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkMergeUnchanged is a poll that brings nothing new: the syncer's
+// cost every revocation_poll with 10,000 live entries, whatever the request
+// rate.
+func BenchmarkMergeUnchanged(b *testing.B) {
+	now := time.Now()
+	entries := make([]Entry, 0, 10_000)
+	for i := range 10_000 {
+		if i%10 == 9 {
+			entries = append(entries, subEntry(fmt.Sprintf("sub-%d", i), now, time.Hour))
+		} else {
+			entries = append(entries, sessionEntry(fmt.Sprintf("session-%d", i), time.Hour))
+		}
+	}
+	l := NewList()
+	l.Merge(entries)
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Merge(entries)
+	}
+	if l.Len() != len(entries) {
+		b.Fatalf("%d entries, want %d", l.Len(), len(entries))
+	}
+}

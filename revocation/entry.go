@@ -134,6 +134,21 @@ type wireEntry struct {
 }
 
 // encode returns the stored form of a valid entry and its name.
+// entryKey identifies an entry in memory as its name does in a store, and
+// costs no encoding: two entries with the same key encode alike.
+type entryKey struct {
+	session, sub, reason string
+	before, expires      int64 // unix nanoseconds; before 0 when zero
+}
+
+func (e Entry) key() entryKey {
+	k := entryKey{session: e.Session, sub: e.Sub, reason: e.Reason, expires: e.Expires.UnixNano()}
+	if !e.Before.IsZero() {
+		k.before = e.Before.UnixNano()
+	}
+	return k
+}
+
 func (e Entry) encode() (name string, value []byte) {
 	w := wireEntry{Session: e.Session, Sub: e.Sub, Expires: e.Expires.UnixNano(), Reason: e.Reason}
 	if !e.Before.IsZero() {

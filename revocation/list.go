@@ -34,10 +34,11 @@ type List struct {
 	view   atomic.Pointer[view]
 	synced atomic.Int64 // unix nanoseconds of the last Merge; 0 before the first
 
-	mu    sync.Mutex
-	held  map[string]*held // by entry name
-	now   func() time.Time
-	grace time.Duration
+	mu     sync.Mutex
+	held   map[entryKey]*held
+	merges uint64 // Merges so far
+	now    func() time.Time
+	grace  time.Duration
 }
 
 // view is what Revoked reads. It is never modified once published.
@@ -51,12 +52,13 @@ type held struct {
 	entry Entry
 	since time.Time // when this List first held the entry, or last saw it in a snapshot
 	local bool      // added through Add on this instance
+	seen  uint64    // the last Merge whose snapshot held it
 }
 
 // NewList returns an empty List. Until its first Merge it knows only local
 // adds; LastSync tells a caller so.
 func NewList() *List {
-	l := &List{held: make(map[string]*held), now: time.Now, grace: Grace}
+	l := &List{held: make(map[entryKey]*held), now: time.Now, grace: Grace}
 	l.view.Store(&view{})
 	return l
 }
@@ -90,14 +92,14 @@ func (l *List) Add(e Entry) error {
 	if e.expired(now) {
 		return nil
 	}
-	name, _ := e.encode()
+	k := e.key()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if h, ok := l.held[name]; ok {
+	if h, ok := l.held[k]; ok {
 		h.local = true
 		return nil
 	}
-	l.held[name] = &held{entry: e, since: now, local: true}
+	l.held[k] = &held{entry: e, since: now, local: true}
 	old := l.view.Load()
 	v := &view{sessions: old.sessions, subs: old.subs, before: old.before}
 	switch {
@@ -134,25 +136,27 @@ func (l *List) Merge(snapshot []Entry) (missing []Entry) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	seen := make(map[string]struct{}, len(snapshot))
+	l.merges++       // what the snapshot holds is marked with this merge's number
+	changed := false // a poll that brings nothing new publishes no new view
 	for _, e := range snapshot {
 		if e.Validate() != nil || e.expired(now) {
 			continue
 		}
-		name, _ := e.encode()
-		seen[name] = struct{}{}
-		if h, ok := l.held[name]; ok {
-			h.since = now
+		k := e.key()
+		if h, ok := l.held[k]; ok {
+			h.since, h.seen = now, l.merges
 		} else {
-			l.held[name] = &held{entry: e, since: now}
+			l.held[k] = &held{entry: e, since: now, seen: l.merges}
+			changed = true
 		}
 	}
-	for name, h := range l.held {
+	for k, h := range l.held {
 		if h.entry.expired(now) {
-			delete(l.held, name)
+			delete(l.held, k)
+			changed = true
 			continue
 		}
-		if _, ok := seen[name]; ok {
+		if h.seen == l.merges {
 			continue
 		}
 		// Near its expiry, stores whose clocks run ahead drop an entry
@@ -161,7 +165,9 @@ func (l *List) Merge(snapshot []Entry) (missing []Entry) {
 			missing = append(missing, h.entry)
 		}
 	}
-	l.rebuild()
+	if changed {
+		l.rebuild()
+	}
 	l.synced.Store(now.UnixNano())
 	return missing
 }
