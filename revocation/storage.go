@@ -62,6 +62,10 @@ func (s *storageStore) Add(ctx context.Context, e Entry) error {
 	if err := s.storage.Store(ctx, s.dir+"/"+name, value); err != nil {
 		return fmt.Errorf("storing revocation: %w", err)
 	}
+	// What this instance wrote it need not load back at the next poll.
+	s.mu.Lock()
+	s.cache[name] = e
+	s.mu.Unlock()
 	return nil
 }
 

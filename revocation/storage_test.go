@@ -22,31 +22,46 @@ func (c *countingStorage) Load(ctx context.Context, key string) ([]byte, error) 
 	return c.Storage.Load(ctx, key)
 }
 
+// A poll loads only the names it has not seen: another instance's new
+// entries, once each; never what this instance wrote itself.
 func TestStoragePollLoadsOnlyNewNames(t *testing.T) {
 	st := &countingStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
 	s := NewStorage(st, "sgid/site")
+	other := NewStorage(st, "sgid/site") // another instance
 	for i := range 5 {
-		if err := s.Add(ctxT(t), sessionEntry(fmt.Sprintf("s%d", i), time.Hour)); err != nil {
+		if err := other.Add(ctxT(t), sessionEntry(fmt.Sprintf("s%d", i), time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, c := range []struct {
-		add       int // entries added before the poll
-		wantLoads int64
-	}{{0, 5}, {0, 0}, {1, 1}, {0, 0}} {
-		for i := range c.add {
-			if err := s.Add(ctxT(t), sessionEntry(fmt.Sprintf("new%d", i), time.Hour)); err != nil {
+		others, own int // entries added by the other instance and by this one before the poll
+		wantLoads   int64
+	}{{0, 0, 5}, {0, 0, 0}, {1, 0, 1}, {0, 0, 0}, {0, 3, 0}, {2, 2, 2}} {
+		for i := range c.others {
+			if err := other.Add(ctxT(t), sessionEntry(fmt.Sprintf("other%d-%d", c.wantLoads, i), time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range c.own {
+			if err := s.Add(ctxT(t), sessionEntry(fmt.Sprintf("own%d-%d", c.wantLoads, i), time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		st.loads.Store(0)
-		if _, err := s.Snapshot(ctxT(t)); err != nil {
+		got, err := s.Snapshot(ctxT(t))
+		if err != nil {
 			t.Fatal(err)
 		}
 		// The first poll also sweeps spent states, which loads nothing here.
-		if got := st.loads.Load(); got != c.wantLoads {
-			t.Fatalf("a poll after %d new entries made %d loads, want %d", c.add, got, c.wantLoads)
+		if n := st.loads.Load(); n != c.wantLoads {
+			t.Fatalf("a poll after %d new entries of another instance and %d of its own made %d loads, want %d", c.others, c.own, n, c.wantLoads)
 		}
+		if len(got) == 0 {
+			t.Fatal("the snapshot is empty")
+		}
+	}
+	if got, _ := s.Snapshot(ctxT(t)); len(got) != 5+1+3+2+2 {
+		t.Errorf("the snapshot holds %d entries, want every one added (13)", len(got))
 	}
 }
 
