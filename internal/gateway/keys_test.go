@@ -37,7 +37,7 @@ func TestSetKeysSwapsWhileServing(t *testing.T) {
 	cookie := sealed(t, g, "sub-old")
 	kidOf := func(assertion string) string {
 		t.Helper()
-		tok, err := jose.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.ES256})
+		tok, err := jose.ParseSignedCompact(assertion, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatalf("assertion %q: %v", assertion, err)
 		}
