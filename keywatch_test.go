@@ -47,6 +47,14 @@ func (tk *testKeys) watched(k *keyStore, poll time.Duration) *gateway.Gateway {
 	return gw
 }
 
+// held is what storage holds for k: the session secret, the site's signing
+// key and its kid.
+func (tk *testKeys) held(k *keyStore) (secret, key []byte, kid string) {
+	tk.t.Helper()
+	secret, key = tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
+	return secret, key, valueID(kindSigningKey, string(key))
+}
+
 // swappedTo waits up to within for the watch to log that it gave the gateway
 // these secrets and keys (fingerprints and kids, in order) and returns when.
 func swappedTo(t *testing.T, logs *observer.ObservedLogs, secrets, keys []string, within time.Duration) time.Time {
@@ -96,8 +104,8 @@ func TestKeyWatchTakesUpARotationAtItsActivation(t *testing.T) {
 	k, logs := tk.instance(nil, nil)
 	const poll = 300 * time.Millisecond
 	gw := tk.watched(k, poll)
-	oldSecret, oldKey := tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
-	oldFP, oldKid := fingerprint(oldSecret), valueID(kindSigningKey, string(oldKey))
+	oldSecret, oldKey, oldKid := tk.held(k)
+	oldFP := fingerprint(oldSecret)
 
 	targets := rotationTargets(tk.site.Origin(), "")
 	if len(targets) != 2 || targets[0].kind != kindSigningKey || targets[1].kind != kindSessionSecret {
@@ -154,8 +162,7 @@ func TestKeyWatchGivesBackALostKeyAndTakesUpAReplacedOne(t *testing.T) {
 	k, logs := tk.instance(nil, nil)
 	const poll = 20 * time.Millisecond
 	tk.watched(k, poll)
-	secret, key := tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
-	kid := valueID(kindSigningKey, string(key))
+	secret, key, kid := tk.held(k)
 
 	tk.delete(k, sessionSecretName)
 	deadline := time.Now().Add(time.Second)
@@ -197,8 +204,7 @@ func TestKeyWatchKeepsItsKeysWhileStorageFails(t *testing.T) {
 	k, logs := tk.instance(nil, st)
 	const poll = 20 * time.Millisecond
 	tk.watched(k, poll)
-	secret, key := tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
-	kid := valueID(kindSigningKey, string(key))
+	secret, key, kid := tk.held(k)
 	swaps := func() int { return logs.FilterMessage("sgid keys").Len() }
 	before := swaps()
 
@@ -233,8 +239,7 @@ func TestKeyWatchDropsTheOldValueAtADropOldActivation(t *testing.T) {
 	k, logs := tk.instance(nil, nil)
 	const poll = 100 * time.Millisecond
 	tk.watched(k, poll)
-	oldSecret, key := tk.stored(k, sessionSecretName), tk.stored(k, signingKeyName(tk.site))
-	kid := valueID(kindSigningKey, string(key))
+	oldSecret, _, kid := tk.held(k)
 	targets := rotationTargets(tk.site.Origin(), kindSessionSecret)
 	if len(targets) != 1 {
 		t.Fatalf("rotation targets %+v, want the session secret", targets)

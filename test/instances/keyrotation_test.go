@@ -43,11 +43,8 @@ type rotated struct {
 func TestStorageKeyRotationReachesBothInstancesAndLogsNobodyOut(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	shared := filepath.Join(f.dir, "shared")
-	sites := f.cluster(shared, shared)
+	shared, sites := f.pollingPair()
 	for i := range sites {
-		sites[i].Sgid = "\t\trevocation_poll 1s"
-		sites[i].LogLevel = "INFO"
 		var err error
 		if sites[i].Admin, err = FreeAddr(); err != nil {
 			t.Fatal(err)
@@ -203,12 +200,7 @@ func TestStorageKeyRotationReachesBothInstancesAndLogsNobodyOut(t *testing.T) {
 func TestALostKeyIsGivenBackBeforeAnotherInstanceStarts(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	shared := filepath.Join(f.dir, "shared")
-	sites := f.cluster(shared, shared)
-	for i := range sites {
-		sites[i].Sgid = "\t\trevocation_poll 1s"
-		sites[i].LogLevel = "INFO"
-	}
+	shared, sites := f.pollingPair()
 	a, b := sites[0], sites[1]
 	pa := f.start("a", a)
 	keysA := loggedKeys(t, pa, a)
@@ -253,6 +245,18 @@ func TestALostKeyIsGivenBackBeforeAnotherInstanceStarts(t *testing.T) {
 	if resp, _ := f.get(b, "/page", cookie); resp.StatusCode != http.StatusOK {
 		t.Errorf("a's session on b, started after the loss: %d, want 200", resp.StatusCode)
 	}
+}
+
+// pollingPair is two instances of one site sharing the storage shared,
+// reloading their keys and revocations every second, logging at INFO.
+func (f *fixture) pollingPair() (shared string, sites []Site) {
+	shared = filepath.Join(f.dir, "shared")
+	sites = f.cluster(shared, shared)
+	for i := range sites {
+		sites[i].Sgid = "\t\trevocation_poll 1s"
+		sites[i].LogLevel = "INFO"
+	}
+	return shared, sites
 }
 
 // jwksKids is what s's instance publishes in its JWKS, in order.
