@@ -121,3 +121,68 @@ func benchSessionRequests(b *testing.B, cold bool, revoked int) {
 func benchGateway(tb testing.TB) *Gateway {
 	return withForward(tb, Forward{Field: "myinfo.name", Header: DefaultHeader("myinfo.name")}, Forward{Field: "myinfo.email", Header: "X-Email"})
 }
+
+// BenchmarkColdPathAtScale is one request each from 100,000 distinct
+// sessions, round robin: far more than the decoded-session cache holds, so
+// every request decodes its cookie and gets its assertion, as on a site with
+// that many users. The cookies are the ones the gateway itself set on each
+// session's first request, as a browser would send them back.
+func BenchmarkColdPathAtScale(b *testing.B) {
+	const n = 100_000
+	h := benchGateway(b)
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	cookies := make([]string, n)
+	for i := range cookies {
+		rec := httptest.NewRecorder()
+		if err := h.codec().Write(rec, httptest.NewRequest(http.MethodGet, "http://app.example/", nil), &session.Data{Sub: fmt.Sprintf("sub-%07d", i), Fields: map[string]string{
+			"myinfo.name": fmt.Sprintf("USER %d", i), "myinfo.email": fmt.Sprintf("user%d@example.com", i),
+		}}, false); err != nil {
+			b.Fatal(err)
+		}
+		cookies[i] = cookieHeader(rec)
+		// The session's first request, whose answer may update the cookie.
+		r := benchRequest(cookies[i])
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			b.Fatal(err)
+		}
+		if r.Header.Get(AssertionHeader) == "" {
+			b.Fatal("a first request got no identity")
+		}
+		if set := w.Result().Cookies(); len(set) > 0 {
+			cookies[i] = cookieHeader(w)
+		}
+	}
+	const batch = 1024
+	reqs := make([]*http.Request, batch)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%batch == 0 {
+			b.StopTimer()
+			for j := range reqs {
+				reqs[j] = benchRequest(cookies[(i+j)%n])
+			}
+			b.StartTimer()
+		}
+		r := reqs[i%batch]
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			b.Fatal(err)
+		}
+		if r.Header.Get(AssertionHeader) == "" {
+			b.Fatal("a request got no identity")
+		}
+	}
+}
+
+// benchRequest is a page request carrying cookie, with its own replacer as
+// in Caddy.
+func benchRequest(cookie string) *http.Request {
+	ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+	r := httptest.NewRequest(http.MethodGet, "http://app.example/page", nil).WithContext(ctx)
+	r.Header.Set("Cookie", cookie)
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("User-Agent", "bench")
+	return r
+}
