@@ -12,6 +12,7 @@ import (
 //
 //	session: tagSession, varint created, varint refreshed, string id, string sub,
 //	         uvarint count, count × (string name, string value)
+//	         [tagCarrying instead: the same, then string carried]
 //	attempt: tagAttempt, varint created, string state, string nonce,
 //	         string code verifier, string redirect URI, string return-to
 //
@@ -20,10 +21,13 @@ import (
 // a format this code does not know is ErrInvalid, which only means logging in again.
 //
 // 0x52 added the session id; a 0x51 session (no id, so no way to revoke it
-// alone) is ErrInvalid.
+// alone) is ErrInvalid. 0x53 is a 0x52 session with Carried after it; a session
+// with nothing carried is still written as 0x52, which every release since the
+// id reads.
 const (
-	tagSession byte = 0x52
-	tagAttempt byte = 0x61
+	tagSession  byte = 0x52
+	tagCarrying byte = 0x53
+	tagAttempt  byte = 0x61
 )
 
 func appendString(b []byte, s string) []byte {
@@ -37,8 +41,13 @@ func marshalSession(d *Data) []byte {
 	for k, v := range d.Fields {
 		size += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
+	size += binary.MaxVarintLen32 + len(d.Carried)
 	b := make([]byte, 0, size)
-	b = append(b, tagSession)
+	if d.Carried != "" {
+		b = append(b, tagCarrying)
+	} else {
+		b = append(b, tagSession)
+	}
 	b = binary.AppendVarint(b, d.Created.Unix())
 	b = binary.AppendVarint(b, d.Refreshed.Unix())
 	b = appendString(b, d.ID)
@@ -47,6 +56,9 @@ func marshalSession(d *Data) []byte {
 	for k, v := range d.Fields {
 		b = appendString(b, k)
 		b = appendString(b, v)
+	}
+	if d.Carried != "" {
+		b = appendString(b, d.Carried)
 	}
 	return b
 }
@@ -131,7 +143,8 @@ func (d *decoder) done() bool {
 
 func unmarshalSession(b []byte) (*Data, bool) {
 	d := newDecoder(b)
-	if d.byte() != tagSession {
+	tag := d.byte()
+	if tag != tagSession && tag != tagCarrying {
 		return nil, false
 	}
 	s := &Data{Created: d.time(), Refreshed: d.time(), ID: d.string(), Sub: d.string()}
@@ -150,6 +163,11 @@ func unmarshalSession(b []byte) (*Data, bool) {
 			return nil, false
 		}
 		s.Fields[k] = v
+	}
+	if tag == tagCarrying {
+		if s.Carried = d.string(); s.Carried == "" {
+			return nil, false // written only when there is something to carry
+		}
 	}
 	if !d.done() {
 		return nil, false

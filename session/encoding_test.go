@@ -24,6 +24,33 @@ func TestPayloadRoundTrip(t *testing.T) {
 	}
 }
 
+// What a session carries for its caller round-trips under the 0x53 tag; a
+// session carrying nothing is still written as 0x52, which the release
+// before Carried reads; a 0x53 payload carrying an empty value, which Write
+// never makes, is refused.
+func TestCarriedRoundTripsAndNothingCarriedKeepsTheOldTag(t *testing.T) {
+	d := typicalData()
+	plain := marshalSession(d)
+	if plain[0] != 0x52 {
+		t.Errorf("a session carrying nothing has tag %#x, want 0x52", plain[0])
+	}
+	d.Carried = "sig\x00\xff" + bigValue(80)
+	carrying := marshalSession(d)
+	if carrying[0] != 0x53 {
+		t.Errorf("a session carrying a value has tag %#x, want 0x53", carrying[0])
+	}
+	if got, ok := unmarshalSession(carrying); !ok || !sameData(got, d) {
+		t.Errorf("carrying round trip: ok=%v", ok)
+	}
+	empty := append(append([]byte{0x53}, plain[1:]...), 0) // a zero-length carried string
+	if _, ok := unmarshalSession(empty); ok {
+		t.Error("a 0x53 payload carrying an empty value was read")
+	}
+	if _, ok := unmarshalSession(append([]byte{0x53}, plain[1:]...)); ok {
+		t.Error("a 0x53 payload without its carried value was read")
+	}
+}
+
 func TestUnmarshalRejectsMalformedPayloads(t *testing.T) {
 	session := marshalSession(typicalData())
 	attempt := marshalAttempt(newAttempt("s"))

@@ -173,7 +173,7 @@ func typicalData() *Data {
 }
 
 func sameData(got, want *Data) bool {
-	if got.ID != want.ID || got.Sub != want.Sub || !got.Created.Equal(want.Created) ||
+	if got.ID != want.ID || got.Sub != want.Sub || got.Carried != want.Carried || !got.Created.Equal(want.Created) ||
 		!got.Refreshed.Equal(want.Refreshed) || len(got.Fields) != len(want.Fields) {
 		return false
 	}

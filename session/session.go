@@ -29,6 +29,11 @@ type Data struct {
 	// Refreshed is when the cookie was last written, in whole seconds: the idle
 	// timeout runs from here.
 	Refreshed time.Time
+	// Carried is an opaque value the caller keeps with the session, sealed
+	// like the rest: the gateway keeps its signed assertion's signature there,
+	// so that a request whose decoded session is no longer cached needs no new
+	// signature. It counts toward MaxSessionData.
+	Carried string
 
 	// oldSecret: Read opened the cookie with a secret other than the first, so
 	// NeedsRefresh asks for it to be resealed before that secret is removed.

@@ -3,14 +3,19 @@ package gateway
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/sgidproxy/caddy-sgid/session"
 )
@@ -18,45 +23,70 @@ import (
 // signer makes the assertion: a JWT carrying sub and the forwarded fields, for
 // upstreams that verify instead of trusting the network path.
 type signer struct {
-	sign jose.Signer
-	jwks []byte // the public keys as a JWK Set; nil for HS256
+	sign   jose.Signer
+	jwks   []byte // the public keys as a JWK Set; nil for HS256
+	header string // the protected header every token of this signer has, encoded
 }
 
 // newSigner signs with the HS256 secret if there is one, else with the first
 // ES256 key, publishing every key's public half.
 func newSigner(ecKeys []*ecdsa.PrivateKey, secret []byte) (*signer, error) {
+	var s *signer
 	if secret != nil {
 		if err := session.CheckSecret("signing_secret", string(secret)); err != nil {
 			return nil, err
 		}
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
+		js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
 			(&jose.SignerOptions{}).WithType("JWT"))
 		if err != nil {
 			return nil, fmt.Errorf("signing_secret: %w", err)
 		}
-		return &signer{sign: s}, nil
-	}
-	if len(ecKeys) == 0 {
-		return nil, errors.New("no assertion signing key")
-	}
-	set := jose.JSONWebKeySet{}
-	for _, k := range ecKeys {
-		kid, err := KeyID(&k.PublicKey)
+		s = &signer{sign: js}
+	} else {
+		if len(ecKeys) == 0 {
+			return nil, errors.New("no assertion signing key")
+		}
+		set := jose.JSONWebKeySet{}
+		for _, k := range ecKeys {
+			kid, err := KeyID(&k.PublicKey)
+			if err != nil {
+				return nil, err
+			}
+			set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
+		}
+		jwks, err := json.Marshal(set)
 		if err != nil {
 			return nil, err
 		}
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"})
+		js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: ecKeys[0]},
+			(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", set.Keys[0].KeyID))
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		s = &signer{sign: js, jwks: jwks}
 	}
-	jwks, err := json.Marshal(set)
+	// The header is the same in every token: take it from one.
+	head, _, _, err := s.signPayload([]byte("{}"))
 	if err != nil {
 		return nil, err
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: ecKeys[0]},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", set.Keys[0].KeyID))
+	s.header = head
+	return s, nil
+}
+
+// signPayload signs payload and returns the compact token's three segments.
+func (s *signer) signPayload(payload []byte) (head, body, sig string, err error) {
+	jws, err := s.sign.Sign(payload)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return "", "", "", errors.New("signing the assertion failed")
 	}
-	return &signer{sign: s, jwks: jwks}, nil
+	token, err := jws.CompactSerialize()
+	if err != nil {
+		return "", "", "", errors.New("signing the assertion failed")
+	}
+	head, rest, _ := strings.Cut(token, ".")
+	body, sig, _ = strings.Cut(rest, ".")
+	return head, body, sig, nil
 }
 
 // KeyID is the kid of an ES256 signing key, in the JWKS and the assertion's
@@ -70,22 +100,131 @@ func KeyID(pub *ecdsa.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(thumb), nil
 }
 
-// assertion signs the claims for one session, valid from now for ttl.
-func (s *signer) assertion(d *session.Data, fields []Forward, issuer, audience string, now time.Time, ttl time.Duration) (string, error) {
-	claims := make(map[string]any, len(fields)+5)
+// claims is the assertion's payload for one session, issued at iat: a JSON
+// object with its names sorted, written by hand (encoding/json's reflection
+// took most of a cache miss's time), and the same bytes for the same session,
+// site, time and lifetime. A forwarded field never replaces a registered
+// claim.
+func claims(d *session.Data, fields []Forward, issuer, audience string, iat time.Time, ttl time.Duration) []byte {
+	type member struct {
+		name, str string
+		num       int64
+		isNum     bool
+	}
+	ms := make([]member, 0, len(fields)+5)
+	ms = append(ms, member{name: "aud", str: audience}, member{name: "exp", num: iat.Add(ttl).Unix(), isNum: true},
+		member{name: "iat", num: iat.Unix(), isNum: true}, member{name: "iss", str: issuer}, member{name: "sub", str: d.Sub})
+	size := 64 + len(audience) + len(issuer) + len(d.Sub)
 	for _, f := range fields {
-		if v, ok := d.Fields[f.Field]; ok {
-			claims[f.Field] = v
+		switch f.Field {
+		case "aud", "exp", "iat", "iss", "sub":
+			continue
+		}
+		if v, ok := d.Fields[f.Field]; ok && !slices.ContainsFunc(ms, func(m member) bool { return m.name == f.Field }) {
+			ms = append(ms, member{name: f.Field, str: v})
+			size += len(f.Field) + len(v) + 6
 		}
 	}
-	claims["iss"] = issuer
-	claims["aud"] = audience
-	claims["sub"] = d.Sub
-	claims["iat"] = now.Unix()
-	claims["exp"] = now.Add(ttl).Unix()
-	out, err := jwt.Signed(s.sign).Claims(claims).Serialize()
-	if err != nil {
-		return "", errors.New("signing the assertion failed")
+	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.name, b.name) })
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, m.name)
+		b = append(b, ':')
+		if m.isNum {
+			b = strconv.AppendInt(b, m.num, 10)
+		} else {
+			b = appendJSONString(b, m.str)
+		}
 	}
-	return out, nil
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, everything
+// else as it is.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, "\\ufffd"...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}
+
+// assertion signs the claims for one session, valid from now for ttl. It
+// also returns what the session cookie can carry so that the same token is
+// rebuilt later without a signature (fromCarried).
+func (s *signer) assertion(d *session.Data, fields []Forward, issuer, audience string, now time.Time, ttl time.Duration) (token, carried string, err error) {
+	head, body, sig, err := s.signPayload(claims(d, fields, issuer, audience, now, ttl))
+	if err != nil {
+		return "", "", err
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return "", "", errors.New("signing the assertion failed")
+	}
+	token = head + "." + body + "." + sig
+	return token, encodeCarried(now, token, raw), nil
+}
+
+// What a session carries of its assertion: the version, the issue time, a
+// digest of the whole token and the signature. The token's header and claims
+// are rebuilt from the signer and the session, and used only if the rebuilt
+// token digests to the one signed: it is always exactly a token the signer
+// made, or none.
+const carriedV1 = 1
+
+func encodeCarried(iat time.Time, token string, sig []byte) string {
+	sum := sha256.Sum256([]byte(token))
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+16+len(sig))
+	b = append(b, carriedV1)
+	b = binary.AppendVarint(b, iat.Unix())
+	b = append(b, sum[:16]...)
+	return string(append(b, sig...))
+}
+
+// fromCarried rebuilds the assertion a session carries, with its issue time;
+// ok is false if it carries none, or one this signer, site, lifetime or
+// session would not sign the same (another key after a rotation, another
+// assertion_lifetime, changed fields).
+func (s *signer) fromCarried(d *session.Data, fields []Forward, issuer, audience string, ttl time.Duration) (token string, iat time.Time, ok bool) {
+	c := d.Carried
+	if len(c) < 2 || c[0] != carriedV1 {
+		return "", time.Time{}, false
+	}
+	unix, n := binary.Varint([]byte(c[1:min(len(c), 1+binary.MaxVarintLen64)]))
+	if n <= 0 || len(c) < 1+n+16+1 {
+		return "", time.Time{}, false
+	}
+	iat = time.Unix(unix, 0)
+	digest, sig := c[1+n:1+n+16], c[1+n+16:]
+	token = s.header + "." + base64.RawURLEncoding.EncodeToString(claims(d, fields, issuer, audience, iat, ttl)) +
+		"." + base64.RawURLEncoding.EncodeToString([]byte(sig))
+	if sum := sha256.Sum256([]byte(token)); string(sum[:16]) != digest {
+		return "", time.Time{}, false
+	}
+	return token, iat, true
 }

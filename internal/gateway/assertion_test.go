@@ -14,7 +14,7 @@ import (
 func TestAssertionIsReusedAndRenewedHalfWay(t *testing.T) {
 	h := benchGateway(t)
 	e := h.newEntry(&session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": "TAN AH KOW"}})
-	req := func() string { return h.assertionFor(e) }
+	req := func() string { a, _ := h.assertionFor(e); return a }
 
 	var wg sync.WaitGroup
 	got := make([]string, 8)

@@ -102,7 +102,12 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 		return g.fail(w, r, callbackOutcome(err), err, att.ReturnTo)
 	}
 	d := &session.Data{Sub: id.Sub, Fields: g.keep(id.Data)}
-	if err := g.codec().Write(w, r, d, isSecure(r)); err != nil {
+	// The first assertion is signed now and carried in the cookie, so the
+	// first request to the app needs no signature and rewrites no cookie.
+	if _, carried, err := g.signer().assertion(d, g.forward, g.site.origin, g.site.audience, time.Now(), g.assertTTL); err == nil {
+		d.Carried = carried
+	}
+	if err := g.writeSession(w, r, d); err != nil {
 		if errors.Is(err, session.ErrTooLarge) {
 			return g.fail(w, r, outSessionTooLarge, err, "")
 		}

@@ -18,6 +18,7 @@ package gateway
 
 import (
 	"crypto/ecdsa"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -182,8 +183,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !g.admitted(e.data) {
 		return g.denied(w, r)
 	}
-	g.identify(r, e)
-	refresh := g.codec().NeedsRefresh(e.data)
+	// A new signature is written into the cookie too, so that the session's
+	// next cache miss, here or on another instance, needs none.
+	resigned := g.identify(r, e)
+	refresh := g.codec().NeedsRefresh(e.data) || resigned
 	if refresh {
 		g.refresh(w, r, e)
 	}
@@ -218,11 +221,25 @@ func (g *Gateway) denied(w http.ResponseWriter, r *http.Request) error {
 // now sends the new cookie, which gets an entry of its own.
 func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, e *cacheEntry) {
 	d := *e.data
-	if err := g.codec().Write(w, r, &d, isSecure(r)); err != nil {
+	if a := e.signed.Load(); a != nil {
+		d.Carried = a.carried
+	}
+	if err := g.writeSession(w, r, &d); err != nil {
 		g.logger.Warn("session not refreshed", zap.String("reason", err.Error()))
 		return
 	}
 	metrics.sessionsRefreshed.Inc()
+}
+
+// writeSession writes d's cookies. A session too large to carry its
+// assertion as well is written without it: its cache misses sign again.
+func (g *Gateway) writeSession(w http.ResponseWriter, r *http.Request, d *session.Data) error {
+	err := g.codec().Write(w, r, d, isSecure(r))
+	if errors.Is(err, session.ErrTooLarge) && d.Carried != "" {
+		d.Carried = ""
+		err = g.codec().Write(w, r, d, isSecure(r))
+	}
+	return err
 }
 
 func isSecure(r *http.Request) bool { return r.TLS != nil }

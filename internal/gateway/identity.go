@@ -30,8 +30,9 @@ type cacheEntry struct {
 
 // signedAssertion is one signed assertion and when to replace it.
 type signedAssertion struct {
-	token string
-	renew time.Time // when to sign a new one: half way through its lifetime
+	token   string
+	renew   time.Time // when to sign a new one: half way through its lifetime
+	carried string    // what the session cookie carries to rebuild it (session.Data.Carried)
 }
 
 // current returns the assertion if it is not due for renewal.
@@ -142,6 +143,12 @@ func (g *Gateway) lookup(r *http.Request) *cacheEntry {
 
 func (g *Gateway) newEntry(d *session.Data) *cacheEntry {
 	e := &cacheEntry{data: d, headers: make([]headerValue, 0, len(g.forward)+1)}
+	// The assertion the cookie carries, if it is this signer's and still
+	// current: a session's first request on this instance, or after its
+	// entry was evicted, then needs no signature.
+	if token, iat, ok := g.signer().fromCarried(d, g.forward, g.site.origin, g.site.audience, g.assertTTL); ok {
+		e.signed.Store(&signedAssertion{token: token, renew: iat.Add(g.assertTTL / 2), carried: d.Carried})
+	}
 	e.headers = append(e.headers, newHeaderValue(SubHeader, d.Sub, userPlaceholderPrefix+"id"))
 	for _, f := range g.forward {
 		v, ok := fieldValue(d, f.Field)
@@ -162,8 +169,9 @@ func fieldValue(d *session.Data, field string) (string, bool) {
 }
 
 // identify attaches the identity: headers for the upstream, placeholders for the
-// rest of the Caddy config and the access log's user_id.
-func (g *Gateway) identify(r *http.Request, e *cacheEntry) {
+// rest of the Caddy config and the access log's user_id. resigned reports a
+// new signature, which the session cookie should now carry.
+func (g *Gateway) identify(r *http.Request, e *cacheEntry) (resigned bool) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	// One backing array for every header's value slice; each is capped at one
 	// element so that a later handler's append cannot reach its neighbour.
@@ -179,33 +187,35 @@ func (g *Gateway) identify(r *http.Request, e *cacheEntry) {
 		// 1.3 µs and 2.3 KB more a request; the provider, 0.05 µs).
 		repl.Map(e.placeholder)
 	}
-	if a := g.assertionFor(e); a != "" {
+	a, resigned := g.assertionFor(e)
+	if a != "" {
 		values[len(e.headers)] = a
 		r.Header[AssertionHeader] = values[len(e.headers):]
 	}
+	return resigned
 }
 
 // assertionFor returns the session's signed assertion, re-signing only when the
 // cached one is past half its lifetime: signing costs more CPU than proxying a
 // request. Its iss and aud are the site's, fixed at provisioning: nothing in the
 // request chooses them.
-func (g *Gateway) assertionFor(e *cacheEntry) string {
+func (g *Gateway) assertionFor(e *cacheEntry) (token string, resigned bool) {
 	now := time.Now()
 	if a, ok := e.current(now); ok {
-		return a
+		return a, false
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if a, ok := e.current(now); ok { // another request signed it meanwhile
-		return a
+		return a, false
 	}
-	a, err := g.signer().assertion(e.data, g.forward, g.site.origin, g.site.audience, now, g.assertTTL)
+	a, carried, err := g.signer().assertion(e.data, g.forward, g.site.origin, g.site.audience, now, g.assertTTL)
 	if err != nil {
 		g.logger.Error("assertion not signed", zap.Error(err))
-		return ""
+		return "", false
 	}
-	e.signed.Store(&signedAssertion{token: a, renew: now.Add(g.assertTTL / 2)})
-	return a
+	e.signed.Store(&signedAssertion{token: a, renew: now.Add(g.assertTTL / 2), carried: carried})
+	return a, true
 }
 
 // encodeHeaderValue percent-encodes the bytes a header cannot carry exactly
