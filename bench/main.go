@@ -43,6 +43,7 @@ func main() {
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
+	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
 	if *caddyBin == "" {
@@ -58,7 +59,11 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	b := &bench{dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations,
+	rr, err := parseCounts(*sessionsRR)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := &bench{rr: rr, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -74,6 +79,7 @@ type bench struct {
 	profileDir       string
 	control          bool
 	revocations      int
+	rr               []int // -sessions-rr
 }
 
 func (b *bench) run() error {
@@ -266,6 +272,29 @@ func (b *bench) run() error {
 			}
 			t.control = append(t.control, r)
 		}
+	}
+	for _, n := range b.rr {
+		fmt.Fprintf(os.Stderr, "%d distinct sessions round robin: first requests\n", n)
+		file, err := warmCookies(b.dir, codec, sgidURL, n)
+		if err != nil {
+			return err
+		}
+		f := rrFigures{n: n}
+		for round := range b.rounds {
+			fmt.Fprintf(os.Stderr, "  round %d of %d\n", round+1, b.rounds)
+			r, err := b.load.runWith(c.pid, bareURL, ok200, file)
+			if err != nil {
+				return err
+			}
+			r.report("    bare")
+			f.bare = append(f.bare, r)
+			if r, err = b.load.runWith(c.pid, sgidURL, withIdentity, file); err != nil {
+				return err
+			}
+			r.report("    sgid")
+			f.gated = append(f.gated, r)
+		}
+		t.rr = append(t.rr, f)
 	}
 	fmt.Fprintln(os.Stderr, "unauthenticated")
 	navigate := "Accept: text/html"

@@ -59,9 +59,38 @@ type loadRun struct {
 	duration time.Duration
 }
 
+// cookieScript, added to checkScript, sends each request with the next of
+// the cookies in a file, one Cookie header per line, round robin: each
+// thread starts at its own place in the list.
+const cookieScript = `
+local cookies = {}
+local next_cookie = 1
+local base_init = init
+function init(args)
+  base_init(args)
+  for line in io.lines(%q) do cookies[#cookies + 1] = line end
+  next_cookie = math.random(#cookies)
+end
+function request()
+  next_cookie = next_cookie %% #cookies + 1
+  return wrk.format(nil, nil, {["Cookie"] = cookies[next_cookie]})
+end
+`
+
 func (l loadRun) run(pid int, url string, want check, headers ...string) (wrkResult, error) {
-	script := filepath.Join(l.dir, fmt.Sprintf("check-%d-%s-%s.lua", want.status, want.header, want.value))
+	return l.runWith(pid, url, want, "", headers...)
+}
+
+// runWith is run, presenting the cookies in cookieFile round robin when it
+// is not "".
+func (l loadRun) runWith(pid int, url string, want check, cookieFile string, headers ...string) (wrkResult, error) {
 	lua := fmt.Sprintf(checkScript, want.header, want.status, want.header, want.value, want.value)
+	name := fmt.Sprintf("check-%d-%s-%s", want.status, want.header, want.value)
+	if cookieFile != "" {
+		lua += fmt.Sprintf(cookieScript, cookieFile)
+		name += "-" + filepath.Base(cookieFile)
+	}
+	script := filepath.Join(l.dir, name+".lua")
 	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
 		return wrkResult{}, err
 	}
