@@ -78,7 +78,7 @@ func newMetrics() *gatewayMetrics {
 		}, []string{"endpoint"}),
 		sessionsRefreshed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "sessions_refreshed_total",
-			Help: "Session cookies rewritten, to slide the idle timeout or to reseal under the current secret.",
+			Help: "Session cookies rewritten: to slide the idle timeout, to reseal under the current secret, or to carry a newly signed assertion.",
 		}),
 		requireDenied: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "require_denied_total",
