@@ -21,8 +21,9 @@ type caddyProc struct {
 
 // site is one site block: its address and its handlers.
 type site struct {
-	addr string // 127.0.0.1:port
-	body string
+	addr  string // 127.0.0.1:port
+	body  string
+	https bool // https://, with a certificate from Caddy's internal CA
 }
 
 // caddyfile is the config for the sites: admin is the admin endpoint's
@@ -33,8 +34,20 @@ func caddyfile(dir, name, admin string, sites []site) string {
 	if admin != "" {
 		adminLine = "admin " + admin
 	}
-	fmt.Fprintf(&b, "{\n\t%s\n\tpersist_config off\n\tauto_https off\n\tstorage file_system %s\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", adminLine, filepath.Join(dir, name+"-storage"))
+	// HTTPS sites get certificates from Caddy's internal CA, which is not
+	// installed in the machine's trust store.
+	https := "auto_https off"
 	for _, s := range sites {
+		if s.https {
+			https = "auto_https disable_redirects\n\tskip_install_trust"
+		}
+	}
+	fmt.Fprintf(&b, "{\n\t%s\n\tpersist_config off\n\t%s\n\tstorage file_system %s\n\tlog {\n\t\tlevel WARN\n\t}\n}\n", adminLine, https, filepath.Join(dir, name+"-storage"))
+	for _, s := range sites {
+		if s.https {
+			fmt.Fprintf(&b, "https://%s {\n\ttls internal\n%s\n}\n", s.addr, s.body)
+			continue
+		}
 		fmt.Fprintf(&b, "http://%s {\n%s\n}\n", s.addr, s.body)
 	}
 	return b.String()

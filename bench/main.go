@@ -43,6 +43,7 @@ func main() {
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
+	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000)")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
@@ -63,7 +64,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{rr: rr, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations,
+	b := &bench{rr: rr, h2: *h2, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -80,6 +81,45 @@ type bench struct {
 	control          bool
 	revocations      int
 	rr               []int // -sessions-rr
+	h2               bool
+}
+
+// runH2 loads the HTTPS sites over HTTP/2, for each -sessions-rr count (1
+// and 100,000 without it), in alternating rounds.
+func (b *bench) runH2(t *table, pid int, issuer, clientID, secret, bareURL, sgidURL string) error {
+	counts := b.rr
+	if len(counts) == 0 {
+		counts = []int{1, 100_000}
+	}
+	codec, err := minter(issuer, clientID, sgidURL, secret)
+	if err != nil {
+		return err
+	}
+	load := h2Load{conns: max(b.load.conns/8, 1), streams: 8, duration: b.load.duration}
+	for _, n := range counts {
+		fmt.Fprintf(os.Stderr, "HTTP/2, %d distinct sessions: first requests\n", n)
+		cookies, err := warmLines(codec, sgidURL, n, tlsClient(true), true)
+		if err != nil {
+			return err
+		}
+		f := rrFigures{n: n}
+		for round := range b.rounds {
+			fmt.Fprintf(os.Stderr, "  round %d of %d\n", round+1, b.rounds)
+			r, err := load.run(pid, bareURL+"/", check{status: 200}, cookies)
+			if err != nil {
+				return err
+			}
+			r.report("    bare, HTTP/2")
+			f.bare = append(f.bare, r)
+			if r, err = load.run(pid, sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies); err != nil {
+				return err
+			}
+			r.report("    sgid, HTTP/2")
+			f.gated = append(f.gated, r)
+		}
+		t.h2 = append(t.h2, f)
+	}
+	return nil
 }
 
 func (b *bench) run() error {
@@ -128,20 +168,21 @@ func (b *bench) run() error {
 		session_secret {env.BENCH_SESSION_SECRET}
 	}
 `, idp.URL()) + proxy
-	var addrs [4]string
+	var addrs [6]string
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
 			return err
 		}
 	}
 	bareOnlyAddr, bareAddr, sgidAddr, norevAddr := addrs[0], addrs[1], addrs[2], addrs[3]
+	h2BareURL, h2SgidURL := "https://"+addrs[4], "https://"+addrs[5]
 	bareURL, sgidURL, norevURL := "http://"+bareAddr, "http://"+sgidAddr, "http://"+norevAddr
 	ok200 := check{status: 200}
 	withIdentity := check{status: 200, header: identityHeader, value: "1"}
 	var t table
 
 	// A Caddy with only the bare site, for the memory baseline.
-	base, err := startCaddy(b.caddy, b.dir, "bare-only", "", []site{{bareOnlyAddr, proxy}}, env)
+	base, err := startCaddy(b.caddy, b.dir, "bare-only", "", []site{{addr: bareOnlyAddr, body: proxy}}, env)
 	if err != nil {
 		return err
 	}
@@ -161,11 +202,14 @@ func (b *bench) run() error {
 			return err
 		}
 	}
-	sites := []site{{bareAddr, proxy}, {sgidAddr, gated}}
+	sites := []site{{addr: bareAddr, body: proxy}, {addr: sgidAddr, body: gated}}
 	if b.revocations > 0 {
 		// The same sgid site again, with no revocations: the per-request
 		// cost of checking them, measured in the same rounds.
-		sites = append(sites, site{norevAddr, gated})
+		sites = append(sites, site{addr: norevAddr, body: gated})
+	}
+	if b.h2 {
+		sites = append(sites, site{addr: addrs[4], body: proxy, https: true}, site{addr: addrs[5], body: gated, https: true})
 	}
 	c, err := startCaddy(b.caddy, b.dir, "both", admin, sites, env)
 	if err != nil {
@@ -295,6 +339,11 @@ func (b *bench) run() error {
 			f.gated = append(f.gated, r)
 		}
 		t.rr = append(t.rr, f)
+	}
+	if b.h2 {
+		if err := b.runH2(&t, c.pid, issuer, idp.ClientID(), secret, h2BareURL, h2SgidURL); err != nil {
+			return fmt.Errorf("HTTP/2: %w", err)
+		}
 	}
 	fmt.Fprintln(os.Stderr, "unauthenticated")
 	navigate := "Accept: text/html"

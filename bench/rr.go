@@ -45,13 +45,23 @@ func parseCounts(v string) ([]int, error) {
 // gateway carries in the cookie, if it rewrote it). Every answer must be 200
 // with the identity.
 func warmCookies(dir string, codec *session.Codec, siteURL string, n int) (string, error) {
+	lines, err := warmLines(codec, siteURL, n, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, false)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("cookies-%d.txt", n))
+	return path, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// warmLines is warmCookies' Cookie headers, through c; secure mints the
+// HTTPS form of the cookies.
+func warmLines(codec *session.Codec, siteURL string, n int, c *http.Client, secure bool) ([]string, error) {
 	lines := make([]string, n)
 	var next atomic.Int64
 	var failed atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	for range 8 {
 		wg.Go(func() {
 			for {
@@ -59,7 +69,7 @@ func warmCookies(dir string, codec *session.Codec, siteURL string, n int) (strin
 				if i >= n {
 					return
 				}
-				line, err := warmOne(c, codec, siteURL, i)
+				line, err := warmOne(c, codec, siteURL, i, secure)
 				if err != nil {
 					failed.Add(1)
 					once.Do(func() { firstErr = err })
@@ -71,19 +81,18 @@ func warmCookies(dir string, codec *session.Codec, siteURL string, n int) (strin
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return "", fmt.Errorf("%d of %d first requests failed; first: %w", failed.Load(), n, firstErr)
+		return nil, fmt.Errorf("%d of %d first requests failed; first: %w", failed.Load(), n, firstErr)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("cookies-%d.txt", n))
-	return path, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+	return lines, nil
 }
 
-func warmOne(c *http.Client, codec *session.Codec, siteURL string, i int) (string, error) {
+func warmOne(c *http.Client, codec *session.Codec, siteURL string, i int, secure bool) (string, error) {
 	rec := httptest.NewRecorder()
 	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
 	d := &session.Data{Sub: fmt.Sprintf("bench-rr-%07d", i), Fields: map[string]string{
 		"myinfo.name": fmt.Sprintf("USER %d", i), "myinfo.email": fmt.Sprintf("user%d@example.com", i),
 	}}
-	if err := codec.Write(rec, req, d, false); err != nil {
+	if err := codec.Write(rec, req, d, secure); err != nil {
 		return "", err
 	}
 	jar := map[string]string{}
@@ -120,14 +129,14 @@ func warmOne(c *http.Client, codec *session.Codec, siteURL string, i int) (strin
 	return strings.Join(parts, "; "), nil
 }
 
-// printRR prints the distinct-session table.
-func printRR(w io.Writer, rr []rrFigures) {
+// printRR prints a distinct-session table under title.
+func printRR(w io.Writer, title string, rr []rrFigures) {
 	if len(rr) == 0 {
 		return
 	}
 	rps := func(r wrkResult) float64 { return r.rps }
 	cpu := func(r wrkResult) float64 { return us(r.cpuPerReq) }
-	fmt.Fprintf(w, "\ndistinct sessions, round robin (the same N cookies to both sites; medians, and the median of each round's ratio or difference):\n\n")
+	fmt.Fprintf(w, "\n%s, distinct sessions round robin (the same N cookies to both sites; medians, and the median of each round's ratio or difference):\n\n", title)
 	fmt.Fprintf(w, "| N distinct sessions | bare req/s | sgid req/s | ratio | Caddy CPU µs/req bare / sgid | difference |\n|---|---|---|---|---|---|\n")
 	for _, f := range rr {
 		ratio := pairedOf(f.gated, f.bare, rps, func(g, b float64) float64 { return g / b })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ type table struct {
 	control                 []wrkResult // the bare site, sent sgid's identity headers by the client; empty without -control
 	norev                   []wrkResult // a second sgid site without revocations; empty with -revocations 0
 	rr                      []rrFigures // -sessions-rr
+	h2                      []rrFigures // -h2: the same over HTTPS with HTTP/2
 	unauthBare, unauthGated wrkResult
 	logins                  loginFigures
 	sessions                int
@@ -87,7 +89,8 @@ func (t *table) print(w io.Writer, l loadRun) {
 	growth := mib(t.rssAfterSessions - t.rssAfterLoad)
 	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for %d sessions; cache bound 4096 entries)\n", "RSS MiB after distinct sessions", mib(t.rssAfterSessions), growth, t.sessions)
 	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for the second %d)\n", "  of which after the first half", mib(t.rssAfterHalf), mib(t.rssAfterSessions-t.rssAfterHalf), t.sessions-t.sessions/2)
-	printRR(w, t.rr)
+	printRR(w, "HTTP/1.1 (wrk)", t.rr)
+	printRR(w, "HTTPS with HTTP/2 (tls internal; Go client)", t.h2)
 	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects",
 		sum(t.bare, func(r wrkResult) int { return r.ok }), sum(t.gated, func(r wrkResult) int { return r.ok }), t.unauthGated.ok)
 	if len(t.norev) > 0 {
@@ -125,7 +128,7 @@ func sum(rs []wrkResult, f func(wrkResult) int) int {
 func (t *table) verdict() error {
 	bad := sum(t.bare, func(r wrkResult) int { return r.bad }) + sum(t.gated, func(r wrkResult) int { return r.bad }) +
 		sum(t.control, func(r wrkResult) int { return r.bad }) + sum(t.norev, func(r wrkResult) int { return r.bad }) + t.unauthBare.bad + t.unauthGated.bad
-	for _, f := range t.rr {
+	for _, f := range append(slices.Clone(t.rr), t.h2...) {
 		bad += sum(f.bare, func(r wrkResult) int { return r.bad }) + sum(f.gated, func(r wrkResult) int { return r.bad })
 	}
 	if bad > 0 {
