@@ -1,10 +1,10 @@
 package main
 
 import (
-	"slices"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
