@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -189,6 +190,19 @@ func (b *bench) run() error {
 	if _, err := b.load.run(base.pid, "http://"+bareOnlyAddr, ok200); err != nil {
 		base.stop()
 		return err
+	}
+	if len(b.rr) > 0 {
+		// The same distinct-session load as the sgid site gets later, so
+		// that the baseline holds what serving those requests costs bare
+		// Caddy (the cookies mean nothing to it).
+		file, err := mintedCookies(b.dir, issuer0(idp.URL()), idp.ClientID(), "http://"+sgidAddr, secret, slices.Max(b.rr))
+		if err == nil {
+			_, err = b.load.runWith(base.pid, "http://"+bareOnlyAddr, ok200, file)
+		}
+		if err != nil {
+			base.stop()
+			return err
+		}
 	}
 	t.rssBareOnly, err = rss(base.pid)
 	base.stop()

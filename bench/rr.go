@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sgidproxy/caddy-sgid/session"
+	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
 // rrFigures is one N of the distinct-session mode: alternating rounds of the
@@ -143,4 +144,38 @@ func printRR(w io.Writer, title string, rr []rrFigures) {
 		diff := pairedOf(f.gated, f.bare, cpu, func(g, b float64) float64 { return g - b })
 		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.2fx | %.1f / %.1f | %+.1f |\n", f.n, medianOf(f.bare, rps), medianOf(f.gated, rps), ratio, medianOf(f.bare, cpu), medianOf(f.gated, cpu), diff)
 	}
+}
+
+// mintedCookies writes n sessions' Cookie headers for siteURL to a file,
+// without sending them anywhere: for the bare-only baseline.
+func mintedCookies(dir, issuer, clientID, siteURL, secret string, n int) (string, error) {
+	codec, err := minter(issuer, clientID, siteURL, secret)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for i := range n {
+		rec := httptest.NewRecorder()
+		req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
+		d := &session.Data{Sub: fmt.Sprintf("bench-rr-%07d", i), Fields: map[string]string{"myinfo.name": fmt.Sprintf("USER %d", i)}}
+		if err := codec.Write(rec, req, d, false); err != nil {
+			return "", err
+		}
+		var parts []string
+		for _, ck := range rec.Result().Cookies() {
+			parts = append(parts, ck.Name+"="+ck.Value)
+		}
+		b.WriteString(strings.Join(parts, "; ") + "\n")
+	}
+	path := filepath.Join(dir, fmt.Sprintf("minted-%d.txt", n))
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// issuer0 is sgID's issuer for hostname; the fake sgID's URL always has one.
+func issuer0(hostname string) string {
+	iss, err := sgid.Issuer(hostname)
+	if err != nil {
+		panic(err)
+	}
+	return iss
 }
