@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -80,6 +81,9 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 	return d, nil
 }
 
+// fingerprintBufs are Fingerprint's buffers, sized for a session's cookies.
+var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // Fingerprint is a digest of exactly the cookies Read would decode, for caching
 // decoded sessions: equal fingerprints decode to equal Data. A cached Data must still
 // pass Check on every use, since time moves on. ok is false when the request carries
@@ -92,10 +96,11 @@ func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
 		return sum, false
 	}
 	// Each string is length-prefixed, so no two cookie sets hash the same input.
-	// One buffer, on the stack for a typical session, and one Sum256: this runs
-	// on every authenticated request.
-	var stack [1024]byte
-	buf := stack[:0]
+	// One pooled buffer and one Sum256: this runs on every authenticated
+	// request. A buffer on the stack would spill to the heap on every request
+	// for a session of many fields or a carried assertion.
+	bp := fingerprintBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
 	n, _, _ := parseCount(k.values[form][0])
 	for i := range max(n, 1) {
 		for _, s := range [2]string{c.chunkNames[form][i], k.values[form][i]} {
@@ -103,7 +108,12 @@ func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
 			buf = append(buf, s...)
 		}
 	}
-	return sha256.Sum256(buf), true
+	sum = sha256.Sum256(buf)
+	if cap(buf) <= 16<<10 { // a huge Cookie header's buffer is not kept
+		*bp = buf
+		fingerprintBufs.Put(bp)
+	}
+	return sum, true
 }
 
 // join reassembles the sealed value from its chunks and names the MAC it must carry.
