@@ -44,7 +44,7 @@ func main() {
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
-	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000)")
+	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first sgid round of each count is profiled")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
@@ -87,7 +87,7 @@ type bench struct {
 
 // runH2 loads the HTTPS sites over HTTP/2, for each -sessions-rr count (1
 // and 100,000 without it), in alternating rounds.
-func (b *bench) runH2(t *table, pid int, issuer, clientID, secret, bareURL, sgidURL string) error {
+func (b *bench) runH2(t *table, pid int, admin, issuer, clientID, secret, bareURL, sgidURL string) error {
 	counts := b.rr
 	if len(counts) == 0 {
 		counts = []int{1, 100_000}
@@ -112,8 +112,17 @@ func (b *bench) runH2(t *table, pid int, issuer, clientID, secret, bareURL, sgid
 			}
 			r.report("    bare, HTTP/2")
 			f.bare = append(f.bare, r)
+			var prof <-chan error
+			if b.profileDir != "" && round == 0 {
+				prof = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-sgid-%d.pprof", n)), b.load.duration-time.Second)
+			}
 			if r, err = load.run(pid, sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies); err != nil {
 				return err
+			}
+			if prof != nil {
+				if err := <-prof; err != nil {
+					return fmt.Errorf("profile: %w", err)
+				}
 			}
 			r.report("    sgid, HTTP/2")
 			f.gated = append(f.gated, r)
@@ -355,7 +364,7 @@ func (b *bench) run() error {
 		t.rr = append(t.rr, f)
 	}
 	if b.h2 {
-		if err := b.runH2(&t, c.pid, issuer, idp.ClientID(), secret, h2BareURL, h2SgidURL); err != nil {
+		if err := b.runH2(&t, c.pid, admin, issuer, idp.ClientID(), secret, h2BareURL, h2SgidURL); err != nil {
 			return fmt.Errorf("HTTP/2: %w", err)
 		}
 	}
