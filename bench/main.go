@@ -44,7 +44,7 @@ func main() {
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
-	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first sgid round of each count is profiled")
+	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	flag.Parse()
@@ -106,9 +106,18 @@ func (b *bench) runH2(t *table, pid int, admin, issuer, clientID, secret, bareUR
 		f := rrFigures{n: n}
 		for round := range b.rounds {
 			fmt.Fprintf(os.Stderr, "  round %d of %d\n", round+1, b.rounds)
+			var bareProf <-chan error
+			if b.profileDir != "" && round == 0 {
+				bareProf = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-bare-%d.pprof", n)), b.load.duration-time.Second)
+			}
 			r, err := load.run(pid, bareURL+"/", check{status: 200}, cookies)
 			if err != nil {
 				return err
+			}
+			if bareProf != nil {
+				if err := <-bareProf; err != nil {
+					return fmt.Errorf("profile: %w", err)
+				}
 			}
 			r.report("    bare, HTTP/2")
 			f.bare = append(f.bare, r)
