@@ -200,6 +200,17 @@ func (b *bench) run() error {
 	withIdentity := check{status: 200, header: identityHeader, value: "1"}
 	var t table
 
+	// Sessions for the sgid site are minted with the site's own binding and
+	// secret, as its logins would make them.
+	issuer, err := sgid.Issuer(idp.URL())
+	if err != nil {
+		return err
+	}
+	codec, err := minter(issuer, idp.ClientID(), sgidURL, secret)
+	if err != nil {
+		return err
+	}
+
 	// A Caddy with only the bare site, for the memory baseline.
 	base, err := startCaddy(b.caddy, b.dir, "bare-only", "", []site{{addr: bareOnlyAddr, body: proxy}}, env)
 	if err != nil {
@@ -213,7 +224,7 @@ func (b *bench) run() error {
 		// The same distinct-session load as the sgid site gets later, so
 		// that the baseline holds what serving those requests costs bare
 		// Caddy (the cookies mean nothing to it).
-		file, err := mintedCookies(b.dir, issuer0(idp.URL()), idp.ClientID(), "http://"+sgidAddr, secret, slices.Max(b.rr))
+		file, err := mintedCookies(b.dir, codec, sgidURL, slices.Max(b.rr))
 		if err == nil {
 			_, err = b.load.runWith(base.pid, "http://"+bareOnlyAddr, ok200, file)
 		}
@@ -260,14 +271,6 @@ func (b *bench) run() error {
 	}
 	// One minted session now, so that a codec that does not match the site's
 	// fails the run here and not after the load runs.
-	issuer, err := sgid.Issuer(idp.URL())
-	if err != nil {
-		return err
-	}
-	codec, err := minter(issuer, idp.ClientID(), sgidURL, secret)
-	if err != nil {
-		return err
-	}
 	if err := oneSession(http.DefaultClient, codec, sgidURL, 0); err != nil {
 		return fmt.Errorf("a minted session: %w", err)
 	}

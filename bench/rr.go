@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sgidproxy/caddy-sgid/session"
-	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
 // rrFigures is one N of the distinct-session mode: alternating rounds of the
@@ -148,11 +147,7 @@ func printRR(w io.Writer, title string, rr []rrFigures) {
 
 // mintedCookies writes n sessions' Cookie headers for siteURL to a file,
 // without sending them anywhere: for the bare-only baseline.
-func mintedCookies(dir, issuer, clientID, siteURL, secret string, n int) (string, error) {
-	codec, err := minter(issuer, clientID, siteURL, secret)
-	if err != nil {
-		return "", err
-	}
+func mintedCookies(dir string, codec *session.Codec, siteURL string, n int) (string, error) {
 	var b strings.Builder
 	for i := range n {
 		rec := httptest.NewRecorder()
@@ -169,13 +164,4 @@ func mintedCookies(dir, issuer, clientID, siteURL, secret string, n int) (string
 	}
 	path := filepath.Join(dir, fmt.Sprintf("minted-%d.txt", n))
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
-}
-
-// issuer0 is sgID's issuer for hostname; the fake sgID's URL always has one.
-func issuer0(hostname string) string {
-	iss, err := sgid.Issuer(hostname)
-	if err != nil {
-		panic(err)
-	}
-	return iss
 }
