@@ -80,7 +80,7 @@ func watchKeys(keys *keyStore, gw *gateway.Gateway, site *gateway.Site, base gat
 		return nil
 	}
 	w.applied = signature(base)
-	w.next = w.nextEvent()
+	w.next = w.nextEvent(keys.clock())
 	watches.Store(w, struct{}{})
 	go w.run()
 	return w
@@ -155,12 +155,16 @@ func (w *keyWatch) check() {
 		w.keys.logger().Info("sgid keys reloaded from storage again", zap.String("site", w.site.Origin()))
 		w.failing = false
 	}
-	k, err := w.current()
+	// One moment for both: with a later one for the next event, an activation
+	// that passed in between would be neither in the keys nor waited for, and
+	// would wait a poll.
+	now := w.keys.clock()
+	k, err := w.current(now)
 	if err != nil {
 		w.keys.logger().Warn("sgid keys in storage not usable; keeping the ones this instance holds", zap.String("site", w.site.Origin()), zap.Error(err))
 		return
 	}
-	w.next = w.nextEvent()
+	w.next = w.nextEvent(now)
 	if sig := signature(k); sig != w.applied {
 		if err := w.gw.SetKeys(k); err != nil {
 			w.keys.logger().Warn("sgid keys not swapped", zap.String("site", w.site.Origin()), zap.Error(err))
@@ -173,9 +177,8 @@ func (w *keyWatch) check() {
 
 // current is the handler's keys at this moment: the base, with what storage
 // holds in place of the parts that come from it.
-func (w *keyWatch) current() (gateway.Keys, error) {
+func (w *keyWatch) current(now time.Time) (gateway.Keys, error) {
 	k := w.base
-	now := w.keys.clock()
 	for _, name := range w.names() {
 		r, err := parseRing(w.keys.raw[name])
 		if err != nil {
@@ -193,10 +196,9 @@ func (w *keyWatch) current() (gateway.Keys, error) {
 	return k, nil
 }
 
-// nextEvent is the next activation or expiry among the watched rings.
-func (w *keyWatch) nextEvent() time.Time {
+// nextEvent is the next activation or expiry among the watched rings after now.
+func (w *keyWatch) nextEvent(now time.Time) time.Time {
 	var next time.Time
-	now := w.keys.clock()
 	for _, name := range w.names() {
 		r, err := parseRing(w.keys.raw[name])
 		if err != nil {

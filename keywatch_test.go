@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +22,13 @@ import (
 // watched provisions a handler's gateway from k's storage keys, as
 // Provision does, and watches them every poll until the test ends.
 func (tk *testKeys) watched(k *keyStore, poll time.Duration) *gateway.Gateway {
+	tk.t.Helper()
+	gw, _ := tk.watch(k, poll)
+	return gw
+}
+
+// watch is watched, with the watch.
+func (tk *testKeys) watch(k *keyStore, poll time.Duration) (*gateway.Gateway, *keyWatch) {
 	tk.t.Helper()
 	secrets, err := k.sessionSecrets()
 	if err != nil {
@@ -44,7 +52,7 @@ func (tk *testKeys) watched(k *keyStore, poll time.Duration) *gateway.Gateway {
 	base := gateway.Keys{SessionSecrets: secrets, SigningKeys: ecKeys}
 	w := watchKeys(k, gw, tk.site, base, keySources{sessionSecrets: "storage", signingKeys: "storage"}, poll, 30*time.Minute, 5*time.Minute)
 	tk.t.Cleanup(w.close)
-	return gw
+	return gw, w
 }
 
 // held is what storage holds for k: the session secret, the site's signing
@@ -151,6 +159,42 @@ func TestKeyWatchTakesUpARotationAtItsActivation(t *testing.T) {
 		t.Errorf("a rotation logged %d WARNs: %v", n, logs.All())
 	}
 	checkNoKeyMaterial(t, logs, oldSecret, oldKey)
+}
+
+// An activation that passes while a check is under way is either in the keys
+// the check gives the gateway or what the watch waits for next, never left
+// for the next poll: the check reads the clock once. (Reading it twice, the
+// keys before the activation and the next event after it, was a flaky test
+// on a loaded machine: the swap came a poll late.)
+func TestKeyWatchNeverSleepsPastAnActivationDuringACheck(t *testing.T) {
+	tk := newTestKeys(t)
+	k, logs := tk.instance(nil, nil)
+	_, w := tk.watch(k, time.Hour)
+	oldSecret, _, oldKid := tk.held(k)
+	oldFP := fingerprint(oldSecret)
+	targets := rotationTargets(tk.site.Origin(), kindSessionSecret)
+	if len(targets) != 1 {
+		t.Fatalf("rotation targets %+v, want the session secret", targets)
+	}
+	sec, err := targets[0].rotate(context.Background(), time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swappedTo(t, logs, []string{oldFP, sec.ID}, []string{oldKid}, 5*time.Second) // the rotation's wake-up
+
+	// A clock that passes the activation between one reading and the next.
+	w.mu.Lock()
+	var calls atomic.Int64
+	k.now = func() time.Time {
+		return sec.ActiveFrom.Add(time.Duration(2*calls.Add(1)-3) * time.Millisecond)
+	}
+	w.mu.Unlock()
+	w.check()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if active := strings.HasPrefix(w.applied, sec.ID+" "); !active && w.next.After(sec.ActiveFrom) {
+		t.Errorf("after a check across the activation at %v, the new secret is not active and the watch waits until %v", sec.ActiveFrom, w.next)
+	}
 }
 
 // Storage that lost a key gets it back from a running handler, before an
