@@ -50,16 +50,22 @@ const maxTokenLen = 64
 const maxAttemptPayload = 1 + binary.MaxVarintLen64 + 5*2 + 3*maxTokenLen + MaxRedirectURI + MaxReturnTo
 
 // MaxAttemptValue is the longest attempt cookie value WriteAttempt writes (longer is
-// ErrTooLarge) and ReadAttempt reads: maxAttemptPayload sealed (see sealedLen),
-// base64(timestamp 10 "|" base64(IV 16 + 1,025 = 1,041 → 1,388) "|" MAC 32), that
-// is 4 × ⌈1,432 / 3⌉ = 1,912 characters.
-const MaxAttemptValue = (10 + 1 + (16+maxAttemptPayload+2)/3*4 + 1 + sha256.Size + 2) / 3 * 4
+// ErrTooLarge): maxAttemptPayload sealed (see sealedLen), the marker and base64 of
+// nonce 24 + 1,025 + tag 16 = 1,065 bytes, that is 1 + ⌈1,065 × 4 / 3⌉ = 1,421
+// characters.
+const MaxAttemptValue = len(sealMarker) + ((maxAttemptPayload+sealOverhead)*8+5)/6
+
+// maxAttemptRead is the longest attempt cookie value ReadAttempt reads: the
+// release before sealed an attempt to as many as 1,912 characters,
+// base64(timestamp 10 "|" base64(IV 16 + 1,025 = 1,041 → 1,388) "|" MAC 32), and
+// a login started before an upgrade still completes after it.
+const maxAttemptRead = (10 + 1 + (16+maxAttemptPayload+2)/3*4 + 1 + sha256.Size + 2) / 3 * 4
 
 // AttemptBudget is the most bytes a browser's attempt cookies add to its Cookie
 // header, counted as name=value pairs (the "; " between them aside). WriteAttempt
 // deletes the oldest others until those left and the new one fit it as well as
 // MaxAttempts. It holds two attempts of MaxAttemptValue under the longest name
-// (2 × (90 + 1 + 1,912) = 4,006 bytes), or five typical ones (about 600 bytes each
+// (2 × (90 + 1 + 1,421) = 3,024 bytes), or five typical ones (about 600 bytes each
 // under the longest name: 43-character tokens and a short return path), so a
 // cross-site page that starts logins with long return paths cannot make the Cookie
 // header pass MaxCookieHeaderBytes and lock the user out with 431s.
@@ -69,8 +75,9 @@ const AttemptBudget = 4096
 // longest base name, "_login_" and 12 characters of hash.
 const maxAttemptNameLen = len(hostPrefix) + maxNameLen + len("_login_") + 12
 
-// An attempt of MaxAttemptValue under the longest name must fit the budget alone.
-const _ = uint(AttemptBudget - (maxAttemptNameLen + 1 + MaxAttemptValue))
+// An attempt of the longest readable value under the longest name must fit the
+// budget alone.
+const _ = uint(AttemptBudget - (maxAttemptNameLen + 1 + maxAttemptRead))
 
 // attemptName is the cookie name for the attempt with this state: 72 bits of its
 // SHA-256 tell a handful of tabs apart without putting the state itself in a name.
@@ -145,12 +152,14 @@ func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, 
 			break
 		}
 		o := other{name: name, form: f, size: len(name) + 1 + len(value)}
-		if f == form && len(value) <= MaxAttemptValue {
-			if plain, err := c.open(name, value); err == nil {
-				if a, ok := unmarshalAttempt(plain); ok {
+		if f == form && len(value) <= maxAttemptRead {
+			c.open(name, value, func(plain []byte) bool {
+				a, ok := unmarshalAttempt(plain)
+				if ok {
 					o.created, o.ok = a.Created, true
 				}
-			}
+				return ok
+			})
 		}
 		others = append(others, o)
 	}
@@ -210,16 +219,15 @@ func (c *Codec) ReadAttempt(r *http.Request, state string) (*Attempt, error) {
 	if !seen {
 		return nil, ErrNoCookie
 	}
-	if len(value) > MaxAttemptValue {
+	if len(value) > maxAttemptRead {
 		return nil, fmt.Errorf("%w: oversized login attempt cookie", ErrInvalid)
 	}
-	plain, err := c.open(name, value)
-	if err != nil {
+	var a *Attempt
+	if _, err := c.open(name, value, func(plain []byte) (ok bool) {
+		a, ok = unmarshalAttempt(plain)
+		return ok
+	}); err != nil {
 		return nil, err
-	}
-	a, ok := unmarshalAttempt(plain)
-	if !ok {
-		return nil, fmt.Errorf("%w: malformed login attempt payload", ErrInvalid)
 	}
 	// The name already commits to the state, but only to 72 bits of its hash.
 	if subtle.ConstantTimeCompare([]byte(a.State), []byte(state)) != 1 {

@@ -2,11 +2,16 @@
 // encrypted cookies. Nothing is stored on the server: any number of servers that share
 // the secrets serve the same users, and a restart loses nothing.
 //
-// Values are sealed with gorilla/securecookie (AES-256-CTR, then HMAC-SHA256 over the
-// cookie name, a timestamp and the ciphertext) under keys derived with HKDF-SHA256 from
-// each configured secret and the binding (Config.Binding: the issuer, client and site
-// the cookies are valid for), so a cookie made for another binding is no session. The
-// first secret seals; every secret opens, so secrets rotate without logging anyone out.
+// Values are sealed with XChaCha20-Poly1305, the cookie name (and a session's chunk
+// count) as associated data, under a key derived with HKDF-SHA256 from each
+// configured secret and the binding (Config.Binding: the issuer, client and site the
+// cookies are valid for), so a cookie made for another binding is no session. The
+// nonce is 192 random bits, so no count of cookies sealed under one secret makes a
+// repeat likely. A value is "~" and the base64url of nonce, ciphertext and tag. The
+// values the release before sealed with gorilla/securecookie (AES-256-CTR, then
+// HMAC-SHA256) under keys from the same secret and binding still open, so an
+// upgrade logs nobody out; every write is in the new form. The first secret seals;
+// every secret opens, so secrets rotate without logging anyone out.
 // A session too large for one cookie is split across numbered cookies; the number of
 // chunks is bound into the MAC, so a missing, reordered or foreign chunk fails
 // authentication as a whole.
@@ -24,16 +29,22 @@
 package session
 
 import (
+	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Kinds of failure a caller may need to tell apart. Every error from Read and
@@ -56,10 +67,13 @@ var (
 	ErrTooLarge = errors.New("session: too large for cookies")
 )
 
+// errMalformed: the value authenticated, but its payload does not decode.
+var errMalformed = fmt.Errorf("%w: malformed payload", ErrInvalid)
+
 // MaxChunks is the most cookies one session is split across: two, of chunkSize
 // characters each, so a session's sealed value is at most 7,200 characters, which
-// MaxSessionData bytes of encoded session fill (sealing and double base64 cost 80%):
-// about 3.9 KB of field names and values, many times a typical choice of myinfo
+// MaxSessionData bytes of encoded session leave room for: about 3.9 KB of field
+// names and values, many times a typical choice of myinfo
 // fields (a name, an NRIC, a multi-line address: a few hundred bytes). Every later
 // request carries the session, and Caddy refuses a request whose headers pass 16 KB
 // (431, until the cookies expire), as do other proxies at 8 to 16 KB; two chunks keep
@@ -68,15 +82,22 @@ var (
 const MaxChunks = 2
 
 // MaxSessionData is the most bytes of encoded session (see encoding.go) Write
-// accepts: the largest payload whose sealed value fits MaxChunks × chunkSize (see
-// sealedLen). 7,200 characters are 5,400 bytes of securecookie output; less the
-// timestamp, separators and MAC (44) that leaves 5,356 characters of base64, 4,017
-// bytes of IV and ciphertext, and 4,001 bytes of payload after the 16-byte IV. Of
-// those a session spends 13 and its subject on fixed parts, and each field its name,
-// its value and a byte of length for each (two from 128 bytes).
-const MaxSessionData = (MaxChunks*chunkSize/4*3-(10+1+1+sha256.Size))/4*3 - 16
+// accepts. It is the most the release before could seal into MaxChunks ×
+// chunkSize characters with securecookie (7,200 characters were 5,400 bytes of its
+// output; less the timestamp, separators and MAC (44) that left 5,356 characters
+// of base64, 4,017 bytes of IV and ciphertext, and 4,001 bytes of payload after
+// the 16-byte IV), kept so that what a login can carry does not change with the
+// release. Sealed now it takes at most 5,389 characters (see sealedLen), so the
+// session's share of the Cookie header is smaller than MaxSessionBytes allows. Of
+// those bytes a session spends 13 and its subject on fixed parts, and each field
+// its name, its value and a byte of length for each (two from 128 bytes).
+const MaxSessionData = 4001
 
-// MaxSessionBytes is the most a session adds to a request's Cookie header: its
+// A session of MaxSessionData must fit MaxChunks cookies.
+const _ = uint(MaxChunks*chunkSize - (len(sealMarker) + ((MaxSessionData+sealOverhead)*8+5)/6))
+
+// MaxSessionBytes is the most a session adds to a request's Cookie header (one
+// the release before wrote can take all of it; one written now, 5,539 at most): its
 // name=value pairs and the "; " between them, with the longest name in the __Host-
 // form: 2 × ("__Host-" 7 + name 64 + "=" 1 + 3,600) + the "_1" suffix 2 + the "2."
 // count prefix 2 + "; " 2 = 7,350 bytes.
@@ -124,7 +145,16 @@ const (
 const (
 	infoHashKey  = "caddy-sgid session cookie hmac-sha256 v2"
 	infoBlockKey = "caddy-sgid session cookie aes-256 v2"
+	infoAEADKey  = "caddy-sgid session cookie xchacha20-poly1305 v3"
 )
+
+// sealMarker starts every value sealed with the AEAD. Values securecookie sealed
+// are base64 of a decimal timestamp, and '~' is not a base64 character.
+const sealMarker = "~"
+
+// sealOverhead is what sealing adds to a payload before base64: the nonce and
+// the tag.
+const sealOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 
 // Defaults of Config, and the shortest secret it takes.
 const (
@@ -184,7 +214,7 @@ type Codec struct {
 	now         func() time.Time
 
 	// sealers[0] seals; all open. One per secret.
-	sealers []*securecookie.SecureCookie
+	sealers []sealer
 
 	// Names are computed once so the request path builds no strings.
 	chunkNames  [2][chunkNameSlots]string // [form][index]: full cookie name of each chunk
@@ -230,18 +260,10 @@ func New(cfg Config) (*Codec, error) {
 		if len(secret) < MinSecretLen {
 			return nil, fmt.Errorf("session: secret %d is %d bytes, need at least %d", i, len(secret), MinSecretLen)
 		}
-		hashKey, blockKey, err := deriveKeys(secret, cfg.Binding)
+		s, err := newSealer(secret, cfg.Binding)
 		if err != nil {
 			return nil, fmt.Errorf("session: secret %d: %w", i, err)
 		}
-		// MaxLength(0): values are chunked and length-checked here, before
-		// securecookie sees them. MaxAge(0): expiry is defined by the times inside
-		// the sealed payload, judged by Config.Now; securecookie's own check would
-		// only repeat it with a clock that cannot be controlled.
-		s := securecookie.New(hashKey, blockKey).
-			SetSerializer(securecookie.NopEncoder{}).
-			MaxLength(0).
-			MaxAge(0)
 		c.sealers = append(c.sealers, s)
 	}
 	for form, prefix := range [2]string{"", hostPrefix} {
@@ -262,9 +284,39 @@ func New(cfg Config) (*Codec, error) {
 	return c, nil
 }
 
-// deriveKeys turns one secret and the binding into an HMAC-SHA256 key and an
-// AES-256 key that are independent of each other, so neither use of the secret
-// weakens the other. Session and attempt cookies share these keys (their MAC names
+// sealer seals and opens values under one secret.
+type sealer struct {
+	aead   cipher.AEAD                // seals, and opens what it sealed
+	legacy *securecookie.SecureCookie // opens what the release before sealed
+}
+
+func newSealer(secret []byte, binding []string) (sealer, error) {
+	key, err := hkdf.Key(sha256.New, secret, nil, keyInfo(infoAEADKey, binding), chacha20poly1305.KeySize)
+	if err != nil {
+		return sealer{}, fmt.Errorf("deriving cookie key: %w", err)
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return sealer{}, err
+	}
+	hashKey, blockKey, err := deriveKeys(secret, binding)
+	if err != nil {
+		return sealer{}, err
+	}
+	// MaxLength(0): values are chunked and length-checked here, before
+	// securecookie sees them. MaxAge(0): expiry is defined by the times inside
+	// the sealed payload, judged by Config.Now; securecookie's own check would
+	// only repeat it with a clock that cannot be controlled.
+	legacy := securecookie.New(hashKey, blockKey).
+		SetSerializer(securecookie.NopEncoder{}).
+		MaxLength(0).
+		MaxAge(0)
+	return sealer{aead: aead, legacy: legacy}, nil
+}
+
+// deriveKeys turns one secret and the binding into the HMAC-SHA256 key and the
+// AES-256 key of the release before, independent of each other and of the AEAD
+// key, so no use of the secret weakens another. Session and attempt cookies share these keys (their MAC names
 // keep them apart), so the binding covers both by this one derivation.
 func deriveKeys(secret []byte, binding []string) (hashKey, blockKey []byte, err error) {
 	if hashKey, err = hkdf.Key(sha256.New, secret, nil, keyInfo(infoHashKey, binding), 32); err != nil {
@@ -344,33 +396,66 @@ func formOf(secure bool) int {
 	return plainForm
 }
 
-// seal encrypts and authenticates payload under macName with the first secret. It
-// encrypts payload in place (securecookie's CTR mode does), so payload is garbage
-// afterwards.
+// seal encrypts and authenticates payload under macName with the first secret.
 func (c *Codec) seal(macName string, payload []byte) (string, error) {
-	v, err := c.sealers[0].Encode(macName, payload)
-	if err != nil {
+	n := chacha20poly1305.NonceSizeX
+	b := make([]byte, n, n+len(payload)+chacha20poly1305.Overhead)
+	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("session: sealing cookie: %w", err)
 	}
-	return v, nil
+	b = c.sealers[0].aead.Seal(b, b[:n], payload, []byte(macName))
+	v := make([]byte, len(sealMarker)+base64.RawURLEncoding.EncodedLen(len(b)))
+	copy(v, sealMarker)
+	base64.RawURLEncoding.Encode(v[len(sealMarker):], b)
+	return string(v), nil
 }
 
-// open authenticates and decrypts value under macName with each secret in turn.
-// Every failure is ErrInvalid; securecookie's reasons are dropped since none of them
-// helps a caller and a wrong guess among secrets is expected during rotation.
-func (c *Codec) open(macName, value string) ([]byte, error) {
-	plain, _, err := c.openWhich(macName, value)
-	return plain, err
-}
+// openBufs are open's buffers, sized for a session's cookies.
+var openBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// openWhich is open that also tells which secret opened the value: 0 is the
-// current one.
-func (c *Codec) openWhich(macName, value string) ([]byte, int, error) {
+// open authenticates and decrypts value under macName with each secret in turn,
+// and passes the plaintext to use, which must not keep it: the buffer is reused.
+// Every failure is ErrInvalid; the reasons are dropped since none of them helps a
+// caller and a wrong guess among secrets is expected during rotation. which is
+// the secret that opened it: 0 is the current one.
+func (c *Codec) open(macName, value string, use func(plain []byte) bool) (which int, err error) {
+	if rest, ok := strings.CutPrefix(value, sealMarker); ok {
+		bp := openBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= 16<<10 { // a huge cookie's buffer is not kept
+				openBufs.Put(bp)
+			}
+		}()
+		// One buffer: the decoded value, then room to open it into, since a
+		// wrong secret's Open may overwrite its output and the next secret
+		// needs the ciphertext intact.
+		n := base64.RawURLEncoding.DecodedLen(len(rest))
+		b := slices.Grow((*bp)[:0], 2*n)
+		*bp = b
+		b, err := base64.RawURLEncoding.AppendDecode(b, []byte(rest))
+		if err != nil || len(b) < sealOverhead {
+			return -1, ErrInvalid
+		}
+		nonce, sealed := b[:chacha20poly1305.NonceSizeX], b[chacha20poly1305.NonceSizeX:]
+		ad := []byte(macName)
+		for i, s := range c.sealers {
+			if plain, err := s.aead.Open(b[len(b):len(b)], nonce, sealed, ad); err == nil {
+				if !use(plain) {
+					return -1, errMalformed
+				}
+				return i, nil
+			}
+		}
+		return -1, ErrInvalid
+	}
 	var plain []byte
 	for i, s := range c.sealers {
-		if s.Decode(macName, value, &plain) == nil {
-			return plain, i, nil
+		if s.legacy.Decode(macName, value, &plain) == nil {
+			if !use(plain) {
+				return -1, errMalformed
+			}
+			return i, nil
 		}
 	}
-	return nil, -1, ErrInvalid
+	return -1, ErrInvalid
 }

@@ -66,13 +66,13 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, which, err := c.openWhich(macName, value)
+	var d *Data
+	which, err := c.open(macName, value, func(plain []byte) (ok bool) {
+		d, ok = unmarshalSession(plain)
+		return ok
+	})
 	if err != nil {
 		return nil, err
-	}
-	d, ok := unmarshalSession(plain)
-	if !ok {
-		return nil, fmt.Errorf("%w: malformed payload", ErrInvalid)
 	}
 	if err := c.Check(d); err != nil {
 		return nil, err
@@ -276,11 +276,10 @@ func (c *Codec) sealSession(d *Data, form int) ([]string, error) {
 	return nil, fmt.Errorf("%w: %d bytes of session data need more than %d cookies", ErrTooLarge, size, MaxChunks)
 }
 
-// sealedLen predicts securecookie's output length for a payload of n bytes:
-// base64(timestamp "|" base64(IV ciphertext) "|" MAC), with a ten-digit timestamp.
+// sealedLen is the length of a sealed value for a payload of n bytes: the
+// marker, then base64 (unpadded) of the nonce, the ciphertext and the tag.
 func sealedLen(n int) int {
-	inner := (16 + n + 2) / 3 * 4
-	return (10 + 1 + inner + 1 + sha256.Size + 2) / 3 * 4
+	return len(sealMarker) + base64.RawURLEncoding.EncodedLen(n+sealOverhead)
 }
 
 // Clear deletes every session cookie the request carried, in both name forms, and

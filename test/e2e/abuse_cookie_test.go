@@ -18,10 +18,10 @@ const childrenScope = "openid myinfo.name myinfo.email myinfo.children_birth_rec
 func childrenGateway(t *testing.T, o gatewayOptions) *gateway {
 	t.Helper()
 	if o.sgid == nil {
-		// Children records of 2,400 bytes: a session of two cookies, the most
+		// Children records of 3,000 bytes: a session of two cookies, the most
 		// one can be (session.MaxChunks).
 		srv := sgidtest.Start(t, sgidtest.Options{Persona: "nur-aisyah",
-			Data: map[string]string{"myinfo.children_birth_records": `[{"name":"` + strings.Repeat("CHILD ", 398) + `"}]`}})
+			Data: map[string]string{"myinfo.children_birth_records": `[{"name":"` + strings.Repeat("CHILD ", 500) + `"}]`}})
 		o.sgid = srv
 	}
 	o.scope = childrenScope
@@ -49,6 +49,9 @@ const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 // flip inverts the top bit of the 6 that the character at i encodes, a bit
 // that always carries data (the low ones of a final character may not).
 func flip(v string, i int) (string, bool) {
+	if i < 0 || i >= len(v) {
+		return v, false
+	}
 	k := strings.IndexByte(b64url, v[i])
 	if k < 0 {
 		return v, false
