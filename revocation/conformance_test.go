@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -211,6 +212,70 @@ func testStore(t *testing.T, b backend) {
 		}
 	})
 
+	t.Run("a kept value is taken once, on any instance, within its ttl", func(t *testing.T) {
+		t.Parallel()
+		site := siteOf(t)
+		a, other := b.open(t, site), b.open(t, site)
+		value := []byte("sealed\nform\x00bytes")
+		if err := a.Keep(ctxT(t), "state-1", value, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := other.Take(ctxT(t), "state-1"); err != nil || string(got) != string(value) {
+			t.Fatalf("Take on another instance = %q, %v; want %q", got, err, value)
+		}
+		for _, s := range []Store{a, other} {
+			if got, err := s.Take(ctxT(t), "state-1"); !errors.Is(err, ErrNotKept) {
+				t.Fatalf("a second Take = %q, %v; want ErrNotKept", got, err)
+			}
+		}
+		if _, err := a.Take(ctxT(t), "never-kept"); !errors.Is(err, ErrNotKept) {
+			t.Fatalf("Take of a key never kept: %v, want ErrNotKept", err)
+		}
+		// Expired: gone, whether or not the backend has dropped it yet.
+		if err := a.Keep(ctxT(t), "state-2", value, 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if got, err := other.Take(ctxT(t), "state-2"); !errors.Is(err, ErrNotKept) {
+			t.Fatalf("Take after the ttl = %q, %v; want ErrNotKept", got, err)
+		}
+		if err := a.Keep(ctxT(t), "state-3", make([]byte, MaxKept+1), time.Minute); err == nil {
+			t.Fatal("Keep of more than MaxKept succeeded")
+		}
+		if err := a.Keep(ctxT(t), "state-3", value, 0); err == nil {
+			t.Fatal("Keep with a zero ttl succeeded")
+		}
+	})
+
+	t.Run("of two instances taking one kept value at once exactly one gets it", func(t *testing.T) {
+		t.Parallel()
+		site := siteOf(t)
+		instances := []Store{b.open(t, site), b.open(t, site)}
+		for round := range 5 {
+			key := fmt.Sprintf("race-%d", round)
+			if err := instances[0].Keep(ctxT(t), key, []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			var got atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 4 {
+				wg.Go(func() {
+					v, err := instances[i%2].Take(ctxT(t), key)
+					switch {
+					case err == nil && string(v) == "v":
+						got.Add(1)
+					case !errors.Is(err, ErrNotKept):
+						t.Errorf("Take: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if n := got.Load(); n != 1 {
+				t.Fatalf("round %d: %d of 4 concurrent takes got the value, want 1", round, n)
+			}
+		}
+	})
+
 	t.Run("of two instances spending one state at once exactly one wins", func(t *testing.T) {
 		t.Parallel()
 		site := siteOf(t)
@@ -245,7 +310,7 @@ func testStore(t *testing.T, b backend) {
 		}
 	})
 
-	t.Run("spent states are kept as digests", func(t *testing.T) {
+	t.Run("spent states and kept values are named by digests", func(t *testing.T) {
 		t.Parallel()
 		site := siteOf(t)
 		const state = "a-state-that-could-be-replayed"
@@ -258,6 +323,14 @@ func testStore(t *testing.T, b backend) {
 		}
 		if strings.Contains(keys[0], state) {
 			t.Fatalf("key %q holds the state itself", keys[0])
+		}
+		// A kept form is named by the digest of its key too.
+		if err := b.open(t, site).Keep(ctxT(t), state, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		keys = slices.DeleteFunc(b.keys(t, site), func(k string) bool { return strings.HasPrefix(k, site+spentDir+"/") })
+		if len(keys) != 1 || !strings.HasPrefix(keys[0], site+keptDir+"/") || strings.Contains(keys[0], state) {
+			t.Fatalf("keys = %q, want one under %s named by a digest", keys, site+keptDir)
 		}
 	})
 

@@ -40,6 +40,7 @@ type redisStore struct {
 	hash    string // prefix + revocationsDir
 	channel string // prefix + changesChannel
 	spent   string // prefix + spentDir + "/"
+	kept    string // prefix + keptDir + "/"
 	timeout time.Duration
 	nonce   string // tells this store's own publishes from other instances'
 	now     func() time.Time
@@ -98,6 +99,7 @@ func NewRedis(opt *redis.Options, prefix string) Store {
 		hash:    prefix + revocationsDir,
 		channel: prefix + changesChannel,
 		spent:   prefix + spentDir + "/",
+		kept:    prefix + keptDir + "/",
 		timeout: o.DialTimeout + max(o.ReadTimeout, 0) + max(o.WriteTimeout, 0),
 		nonce:   hex.EncodeToString(nonce[:]),
 		now:     time.Now,
@@ -236,6 +238,42 @@ func (r *redisStore) Spend(ctx context.Context, key string, ttl time.Duration) (
 		return false, fmt.Errorf("spending login state in redis: %w", err)
 	}
 	return first, nil
+}
+
+// Keep is SET with the ttl as expiry: Redis drops the value itself.
+func (r *redisStore) Keep(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := checkKeep(key, value, ttl); err != nil {
+		return err
+	}
+	ctx, cancel, err := r.call(ctx)
+	if err != nil {
+		return fmt.Errorf("keeping a form: %w", err)
+	}
+	defer cancel()
+	if err := r.client.Set(ctx, r.kept+spentName(key), value, ttl).Err(); err != nil {
+		return fmt.Errorf("keeping a form in redis: %w", err)
+	}
+	return nil
+}
+
+// Take is GETDEL: one command, so exactly one of two instances gets it.
+func (r *redisStore) Take(ctx context.Context, key string) ([]byte, error) {
+	if key == "" {
+		return nil, ErrNotKept
+	}
+	ctx, cancel, err := r.call(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("taking a kept form: %w", err)
+	}
+	defer cancel()
+	b, err := r.client.GetDel(ctx, r.kept+spentName(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotKept
+	}
+	if err != nil {
+		return nil, fmt.Errorf("taking a kept form from redis: %w", err)
+	}
+	return b, nil
 }
 
 func (r *redisStore) Close() error {

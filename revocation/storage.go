@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ type storageStore struct {
 	storage  certmagic.Storage
 	dir      string // prefix + revocationsDir
 	spentDir string // prefix + spentDir
+	keptDir  string // prefix + keptDir
 	now      func() time.Time
 	closed   atomic.Bool
 
@@ -43,6 +45,7 @@ func NewStorage(storage certmagic.Storage, prefix string) Store {
 		storage:  storage,
 		dir:      prefix + revocationsDir,
 		spentDir: prefix + spentDir,
+		keptDir:  prefix + keptDir,
 		now:      time.Now,
 		cache:    make(map[string]Entry),
 	}
@@ -121,7 +124,8 @@ func (s *storageStore) Snapshot(ctx context.Context) ([]Entry, error) {
 	}
 	if now.Sub(s.lastSweep) >= sweepEvery {
 		s.lastSweep = now
-		s.sweepSpent(ctx, now)
+		s.sweep(ctx, s.spentDir, now)
+		s.sweep(ctx, s.keptDir, now)
 	}
 	return out, nil
 }
@@ -165,10 +169,10 @@ func (s *storageStore) Spend(ctx context.Context, key string, ttl time.Duration)
 	return true, nil
 }
 
-// sweepSpent deletes spent states past their ttl. Errors are ignored: the
-// next sweep tries again, and a leftover state only costs its bytes.
-func (s *storageStore) sweepSpent(ctx context.Context, now time.Time) {
-	keys, err := s.storage.List(ctx, s.spentDir, false)
+// sweep deletes the spent states or kept forms in dir past their ttl. Errors
+// are ignored: the next sweep tries again, and a leftover only costs its bytes.
+func (s *storageStore) sweep(ctx context.Context, dir string, now time.Time) {
+	keys, err := s.storage.List(ctx, dir, false)
 	if err != nil {
 		return
 	}
@@ -176,8 +180,9 @@ func (s *storageStore) sweepSpent(ctx context.Context, now time.Time) {
 		if value, err := s.storage.Load(ctx, key); err != nil || !spentExpired(value, now) {
 			continue
 		}
-		// Check again under Spend's lock: the state may have been spent
-		// anew since the load, and deleting that would allow a replay.
+		// Check again under Spend's (or Take's) lock: the state may have
+		// been spent anew since the load, and deleting that would allow a
+		// replay.
 		if s.storage.Lock(ctx, key) != nil {
 			continue
 		}
@@ -186,6 +191,54 @@ func (s *storageStore) sweepSpent(ctx context.Context, now time.Time) {
 		}
 		_ = s.storage.Unlock(context.WithoutCancel(ctx), key)
 	}
+}
+
+// Keep stores the expiry (Unix ms), a newline, then value: one key, so a
+// sweep reads the expiry as it does a spent state's.
+func (s *storageStore) Keep(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if s.closed.Load() {
+		return fmt.Errorf("keeping a form: %w", ErrClosed)
+	}
+	if err := checkKeep(key, value, ttl); err != nil {
+		return err
+	}
+	b := strconv.AppendInt(nil, s.now().Add(ttl).UnixMilli(), 10)
+	b = append(append(b, '\n'), value...)
+	if err := s.storage.Store(ctx, s.keptDir+"/"+spentName(key), b); err != nil {
+		return fmt.Errorf("storing a kept form: %w", err)
+	}
+	return nil
+}
+
+// Take holds the key's lock around the load and the delete, so that of two
+// instances taking at once one gets the value and the other ErrNotKept.
+func (s *storageStore) Take(ctx context.Context, key string) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("taking a kept form: %w", ErrClosed)
+	}
+	if key == "" {
+		return nil, ErrNotKept
+	}
+	k := s.keptDir + "/" + spentName(key)
+	if err := s.storage.Lock(ctx, k); err != nil {
+		return nil, fmt.Errorf("locking a kept form: %w", err)
+	}
+	defer func() { _ = s.storage.Unlock(context.WithoutCancel(ctx), k) }()
+	b, err := s.storage.Load(ctx, k)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotKept
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading a kept form: %w", err)
+	}
+	if err := s.storage.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("deleting a kept form: %w", err)
+	}
+	expiry, value, ok := bytes.Cut(b, []byte("\n"))
+	if until, good := parseSpent(expiry); !ok || !good || !s.now().Before(until) {
+		return nil, ErrNotKept
+	}
+	return value, nil
 }
 
 func spentExpired(value []byte, now time.Time) bool {

@@ -32,10 +32,25 @@ type Store interface {
 	// every later try within ttl: a replayed callback. Stores keep a digest
 	// of key, never key itself.
 	Spend(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+	// Keep holds value under key (a login attempt's) for ttl, for one Take:
+	// the form a login interrupted, which the caller seals first. Keeping
+	// under a key again replaces the value. Stores name it by a digest of
+	// key, never key itself.
+	Keep(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Take returns what was kept under key and removes it: of two instances
+	// taking one key at once, exactly one gets it. ErrNotKept if nothing is
+	// kept there, or it expired.
+	Take(ctx context.Context, key string) ([]byte, error)
 	// Close releases what the store holds. Every call after it fails with an
 	// error wrapping ErrClosed; closing twice is not an error.
 	Close() error
 }
+
+// ErrNotKept is Take's answer for a key with nothing kept under it.
+var ErrNotKept = errors.New("nothing kept under that key")
+
+// MaxKept is the most bytes Keep takes.
+const MaxKept = 1 << 20
 
 // ErrClosed is wrapped by the errors of a Store's methods after Close.
 var ErrClosed = errors.New("revocation store closed")
@@ -50,11 +65,27 @@ var errBadTTL = errors.New("spend ttl under a millisecond")
 //	<prefix>/revocations/<expiry ms>-<digest>  one entry (storage: a key; Redis: a field of the hash <prefix>/revocations)
 //	<prefix>/revocations/changes                Redis: the pub/sub channel Add publishes on
 //	<prefix>/spent/<digest>                     one spent login state
+//	<prefix>/kept/<digest>                      one kept form
 const (
 	revocationsDir = "/revocations"
 	changesChannel = "/revocations/changes"
 	spentDir       = "/spent"
+	keptDir        = "/kept"
 )
+
+// checkKeep is Keep's argument check, for both backends.
+func checkKeep(key string, value []byte, ttl time.Duration) error {
+	if key == "" {
+		return errors.New("keeping under an empty key")
+	}
+	if len(value) > MaxKept {
+		return fmt.Errorf("keeping %d bytes, at most %d", len(value), MaxKept)
+	}
+	if ttl < time.Millisecond {
+		return fmt.Errorf("%w: %s", errBadTTL, ttl)
+	}
+	return nil
+}
 
 // checkSpend is the argument check both backends make, in one place.
 func checkSpend(key string, ttl time.Duration) error {

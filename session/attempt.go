@@ -20,6 +20,10 @@ type Attempt struct {
 	State, Nonce, CodeVerifier, RedirectURI string
 	// ReturnTo is the same-origin path and query to go back to after login.
 	ReturnTo string
+	// Form is an opaque value the caller keeps with the attempt, sealed like
+	// the rest, at most MaxAttemptForm bytes: the gateway keeps there the form
+	// a login interrupted, or where it put it.
+	Form string
 	// Created is when the login started, in whole seconds: AttemptTTL runs from here.
 	Created time.Time
 }
@@ -43,29 +47,40 @@ const MaxRedirectURI = 300
 // sized for; the gateway's are 43 characters (32 random bytes in base64url).
 const maxTokenLen = 64
 
+// MaxAttemptForm is the most bytes of Form an attempt keeps.
+const MaxAttemptForm = 1536
+
 // maxAttemptPayload is the encoded attempt (see encoding.go) with every field at
-// the size above: tag 1 + created 10 (the longest varint) + five length prefixes of
+// the size above: tag 1 + created 10 (the longest varint) + six length prefixes of
 // 2 (lengths under 16,384) + state, nonce and verifier 3 × 64 + redirect URI 300 +
-// return-to 512 = 1,025 bytes.
-const maxAttemptPayload = 1 + binary.MaxVarintLen64 + 5*2 + 3*maxTokenLen + MaxRedirectURI + MaxReturnTo
+// return-to 512 + form 1,536 = 2,563 bytes.
+const maxAttemptPayload = 1 + binary.MaxVarintLen64 + 6*2 + 3*maxTokenLen + MaxRedirectURI + MaxReturnTo + MaxAttemptForm
 
 // MaxAttemptValue is the longest attempt cookie value WriteAttempt writes (longer is
-// ErrTooLarge): maxAttemptPayload sealed (see sealedLen), the marker and base64 of
-// nonce 24 + 1,025 + tag 16 = 1,065 bytes, that is 1 + ⌈1,065 × 4 / 3⌉ = 1,421
-// characters.
+// ErrTooLarge) and ReadAttempt reads: maxAttemptPayload sealed (see sealedLen),
+// the marker and base64 of nonce 24 + 2,563 + tag 16 = 2,603 bytes, that is
+// 1 + ⌈2,603 × 4 / 3⌉ = 3,472 characters. One without a form is at most 1,421
+// (the release before sealed those to as many as 1,912).
 const MaxAttemptValue = len(sealMarker) + ((maxAttemptPayload+sealOverhead)*8+5)/6
 
-// maxAttemptRead is the longest attempt cookie value ReadAttempt reads: the
-// release before sealed an attempt to as many as 1,912 characters,
-// base64(timestamp 10 "|" base64(IV 16 + 1,025 = 1,041 → 1,388) "|" MAC 32), and
-// a login started before an upgrade still completes after it.
-const maxAttemptRead = (10 + 1 + (16+maxAttemptPayload+2)/3*4 + 1 + sha256.Size + 2) / 3 * 4
+// maxPlainAttemptValue is the longest value of an attempt without a form.
+const maxPlainAttemptValue = len(sealMarker) + ((maxAttemptPayload-MaxAttemptForm-2+sealOverhead)*8+5)/6
+
+// attemptLimit is the longest value WriteAttempt writes for a: its fields at
+// their sizes, and no room for a form it does not hold.
+func attemptLimit(a *Attempt) int {
+	if a.Form == "" {
+		return maxPlainAttemptValue
+	}
+	return MaxAttemptValue
+}
 
 // AttemptBudget is the most bytes a browser's attempt cookies add to its Cookie
 // header, counted as name=value pairs (the "; " between them aside). WriteAttempt
 // deletes the oldest others until those left and the new one fit it as well as
-// MaxAttempts. It holds two attempts of MaxAttemptValue under the longest name
-// (2 × (90 + 1 + 1,421) = 3,024 bytes), or five typical ones (about 600 bytes each
+// MaxAttempts. It holds an attempt of MaxAttemptValue under the longest name (90 +
+// 1 + 3,472 = 3,563 bytes), or two of the longest without a form (2 × (90 + 1 +
+// 1,421) = 3,024 bytes), or five typical ones (about 600 bytes each
 // under the longest name: 43-character tokens and a short return path), so a
 // cross-site page that starts logins with long return paths cannot make the Cookie
 // header pass MaxCookieHeaderBytes and lock the user out with 431s.
@@ -75,9 +90,9 @@ const AttemptBudget = 4096
 // longest base name, "_login_" and 12 characters of hash.
 const maxAttemptNameLen = len(hostPrefix) + maxNameLen + len("_login_") + 12
 
-// An attempt of the longest readable value under the longest name must fit the
-// budget alone.
-const _ = uint(AttemptBudget - (maxAttemptNameLen + 1 + maxAttemptRead))
+// An attempt of the longest value under the longest name must fit the budget
+// alone.
+const _ = uint(AttemptBudget - (maxAttemptNameLen + 1 + MaxAttemptValue))
 
 // attemptName is the cookie name for the attempt with this state: 72 bits of its
 // SHA-256 tell a handful of tabs apart without putting the state itself in a name.
@@ -114,6 +129,9 @@ func (c *Codec) WriteAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 		a.Created = c.now()
 	}
 	a.Created = time.Unix(a.Created.Unix(), 0)
+	if len(a.Form) > MaxAttemptForm {
+		return fmt.Errorf("%w: %d bytes of form with a login attempt, at most %d", ErrTooLarge, len(a.Form), MaxAttemptForm)
+	}
 	form := formOf(secure)
 	name := c.attemptName(form, a.State)
 	payload := marshalAttempt(a)
@@ -122,8 +140,8 @@ func (c *Codec) WriteAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 	if err != nil {
 		return err
 	}
-	if len(v) > MaxAttemptValue {
-		return fmt.Errorf("%w: %d bytes of login attempt data seal to more than %d characters", ErrTooLarge, size, MaxAttemptValue)
+	if limit := attemptLimit(a); len(v) > limit {
+		return fmt.Errorf("%w: %d bytes of login attempt data seal to more than %d characters", ErrTooLarge, size, limit)
 	}
 	c.evictAttempts(w, r, form, name, len(name)+1+len(v))
 	setCookie(w, form, name, v, int(c.attemptTTL/time.Second))
@@ -152,7 +170,7 @@ func (c *Codec) evictAttempts(w http.ResponseWriter, r *http.Request, form int, 
 			break
 		}
 		o := other{name: name, form: f, size: len(name) + 1 + len(value)}
-		if f == form && len(value) <= maxAttemptRead {
+		if f == form && len(value) <= MaxAttemptValue {
 			c.open(name, value, func(plain []byte) bool {
 				a, ok := unmarshalAttempt(plain)
 				if ok {
@@ -219,7 +237,7 @@ func (c *Codec) ReadAttempt(r *http.Request, state string) (*Attempt, error) {
 	if !seen {
 		return nil, ErrNoCookie
 	}
-	if len(value) > maxAttemptRead {
+	if len(value) > MaxAttemptValue {
 		return nil, fmt.Errorf("%w: oversized login attempt cookie", ErrInvalid)
 	}
 	var a *Attempt

@@ -410,6 +410,29 @@ func (c *Codec) seal(macName string, payload []byte) (string, error) {
 	return string(v), nil
 }
 
+// Seal seals value for purpose under the first secret, as cookies are, so that
+// only Open with the same purpose, on a codec of the same secrets and binding,
+// opens it: for what a caller keeps elsewhere, such as a form in a shared store.
+func (c *Codec) Seal(purpose string, value []byte) (string, error) {
+	return c.seal(blobLabel+purpose, value)
+}
+
+// Open opens what Seal sealed for purpose. Every failure is ErrInvalid.
+func (c *Codec) Open(purpose, sealed string) ([]byte, error) {
+	var out []byte
+	if _, err := c.open(blobLabel+purpose, sealed, func(plain []byte) bool {
+		out = slices.Clone(plain)
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// blobLabel starts the associated data of what Seal seals. A space is in no
+// cookie name, so no cookie value opens as a sealed value, nor the reverse.
+const blobLabel = "sealed "
+
 // openBufs are open's buffers, sized for a session's cookies.
 var openBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -439,7 +462,7 @@ func (c *Codec) open(macName, value string, use func(plain []byte) bool) (which 
 		nonce, sealed := b[:chacha20poly1305.NonceSizeX], b[chacha20poly1305.NonceSizeX:]
 		ad := []byte(macName)
 		for i, s := range c.sealers {
-			if plain, err := s.aead.Open(b[len(b):len(b)], nonce, sealed, ad); err == nil {
+			if plain, err := s.aead.Open(b[len(b):], nonce, sealed, ad); err == nil {
 				if !use(plain) {
 					return -1, errMalformed
 				}

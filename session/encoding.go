@@ -15,6 +15,7 @@ import (
 //	         [tagCarrying instead: the same, then string carried]
 //	attempt: tagAttempt, varint created, string state, string nonce,
 //	         string code verifier, string redirect URI, string return-to
+//	         [tagAttemptForm instead: the same, then string form]
 //
 // Times are Unix seconds; a string is a uvarint length and its bytes. The tag names
 // the type and the format version: a future format takes a new tag, and a cookie of
@@ -23,11 +24,13 @@ import (
 // 0x52 added the session id; a 0x51 session (no id, so no way to revoke it
 // alone) is ErrInvalid. 0x53 is a 0x52 session with Carried after it; a session
 // with nothing carried is still written as 0x52, which every release since the
-// id reads.
+// id reads. 0x62 is a 0x61 attempt with Form after it; likewise an attempt
+// without one is still 0x61.
 const (
-	tagSession  byte = 0x52
-	tagCarrying byte = 0x53
-	tagAttempt  byte = 0x61
+	tagSession     byte = 0x52
+	tagCarrying    byte = 0x53
+	tagAttempt     byte = 0x61
+	tagAttemptForm byte = 0x62
 )
 
 func appendString(b []byte, s string) []byte {
@@ -65,13 +68,20 @@ func marshalSession(d *Data) []byte {
 
 // marshalAttempt encodes a. Created keeps whole seconds.
 func marshalAttempt(a *Attempt) []byte {
-	size := 1 + binary.MaxVarintLen64 + 5*binary.MaxVarintLen32 +
-		len(a.State) + len(a.Nonce) + len(a.CodeVerifier) + len(a.RedirectURI) + len(a.ReturnTo)
+	size := 1 + binary.MaxVarintLen64 + 6*binary.MaxVarintLen32 +
+		len(a.State) + len(a.Nonce) + len(a.CodeVerifier) + len(a.RedirectURI) + len(a.ReturnTo) + len(a.Form)
 	b := make([]byte, 0, size)
-	b = append(b, tagAttempt)
+	if a.Form != "" {
+		b = append(b, tagAttemptForm)
+	} else {
+		b = append(b, tagAttempt)
+	}
 	b = binary.AppendVarint(b, a.Created.Unix())
 	for _, s := range [...]string{a.State, a.Nonce, a.CodeVerifier, a.RedirectURI, a.ReturnTo} {
 		b = appendString(b, s)
+	}
+	if a.Form != "" {
+		b = appendString(b, a.Form)
 	}
 	return b
 }
@@ -177,12 +187,18 @@ func unmarshalSession(b []byte) (*Data, bool) {
 
 func unmarshalAttempt(b []byte) (*Attempt, bool) {
 	d := newDecoder(b)
-	if d.byte() != tagAttempt {
+	tag := d.byte()
+	if tag != tagAttempt && tag != tagAttemptForm {
 		return nil, false
 	}
 	a := &Attempt{Created: d.time()}
 	a.State, a.Nonce, a.CodeVerifier = d.string(), d.string(), d.string()
 	a.RedirectURI, a.ReturnTo = d.string(), d.string()
+	if tag == tagAttemptForm {
+		if a.Form = d.string(); a.Form == "" || len(a.Form) > MaxAttemptForm {
+			return nil, false
+		}
+	}
 	if !d.done() {
 		return nil, false
 	}

@@ -153,7 +153,7 @@ func FuzzReadAttempt(f *testing.F) {
 			rec := httptest.NewRecorder()
 			err := c.WriteAttempt(rec, r, want, secure)
 			// A state of several hundred bytes may not fit (the gateway's are 43).
-			tooLarge := sealedLen(len(marshalAttempt(want))) > MaxAttemptValue
+			tooLarge := sealedLen(len(marshalAttempt(want))) > attemptLimit(want)
 			switch {
 			case tooLarge && !errors.Is(err, ErrTooLarge):
 				t.Fatalf("WriteAttempt of an attempt that seals past MaxAttemptValue: %v, want ErrTooLarge", err)

@@ -81,6 +81,31 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 	return d, nil
 }
 
+// Subject is the sub of the session cookie the request carries, authenticated
+// as Read does, whether or not the session is still alive: who a request made
+// after the idle timeout came from. ok is false without a session cookie that
+// opens.
+func (c *Codec) Subject(r *http.Request) (sub string, ok bool) {
+	var k carried
+	c.scan(r, &k)
+	form := formOf(r.TLS != nil)
+	if k.seen[form]&1 == 0 {
+		return "", false
+	}
+	macName, value, err := c.join(&k, form)
+	if err != nil {
+		return "", false
+	}
+	var d *Data
+	if _, err := c.open(macName, value, func(plain []byte) (ok bool) {
+		d, ok = unmarshalSession(plain)
+		return ok
+	}); err != nil {
+		return "", false
+	}
+	return d.Sub, true
+}
+
 // fingerprintBufs are Fingerprint's buffers, sized for a session's cookies.
 var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -225,7 +250,11 @@ func (c *Codec) Write(w http.ResponseWriter, r *http.Request, d *Data, secure bo
 	if err != nil {
 		return err
 	}
-	maxAge := maxAgeUntil(now, exp)
+	// The browser keeps the cookie until the lifetime ends, past the idle
+	// window: the idle timeout is judged here from the sealed Refreshed, and
+	// a request after it still tells who it came from (Subject), so that a
+	// form it carries can be kept for the same user's next login.
+	maxAge := maxAgeUntil(now, c.End(d))
 	for i, v := range chunks {
 		setCookie(w, form, c.chunkNames[form][i], v, maxAge)
 	}

@@ -73,8 +73,8 @@ func TestCookieNameAndAttributesFollowSecure(t *testing.T) {
 			t.Fatalf("secure=%v: %d cookies set, want 1", tt.secure, len(set))
 		}
 		// browser.apply has checked HttpOnly, SameSite=Lax, Path=/, no Domain.
-		if got := set[0]; got.Name != tt.wantName || got.Secure != tt.wantSecure || got.MaxAge != 1800 {
-			t.Errorf("secure=%v: cookie %s Secure=%v Max-Age=%d; want %s Secure=%v Max-Age=1800",
+		if got := set[0]; got.Name != tt.wantName || got.Secure != tt.wantSecure || got.MaxAge != 43200 {
+			t.Errorf("secure=%v: cookie %s Secure=%v Max-Age=%d; want %s Secure=%v Max-Age=43200 (the lifetime)",
 				tt.secure, got.Name, got.Secure, got.MaxAge, tt.wantName, tt.wantSecure)
 		}
 	}
@@ -180,8 +180,8 @@ func TestWriteSetsMaxAgeToTimeLeft(t *testing.T) {
 		sinceLogin time.Duration
 		want       int
 	}{
-		{0, 1800},
-		{11*time.Hour + 20*time.Minute, 1800},
+		{0, 43200},
+		{11*time.Hour + 20*time.Minute, 2400},
 		{11*time.Hour + 40*time.Minute, 1200},
 		{11*time.Hour + 59*time.Minute + 59*time.Second, 1},
 	}
