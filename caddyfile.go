@@ -47,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		clock_skew         <duration>           # ID token time tolerance; default 60s
 //		revocation_store   <storage|redis-url>  # where logouts are shared; default storage (Caddy's)
 //		revocation_poll    <duration>           # full reload of revocations and stored keys; default 10s
+//		form_replay        <off|size>           # keep a form sent after the session ended, across the login; default 64KiB
 //	}
 //
 // Fields are scope names (myinfo.name) or sub; a field that is forwarded or
@@ -72,6 +73,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // reloaded every revocation_poll too, and rotated with caddy sgid-rotate: the
 // new value reaches every instance before it seals or signs, and the old one
 // stays for its overlap, so nobody is logged out.
+//
+// A form a user sends from a page of the site after the session ended (idle
+// timeout) is kept, sealed, with the login it starts, and after it offered
+// back on the gateway's page, whose one button sends it to the app again;
+// only to the same user, and only text fields within form_replay.
 //
 // X-Sgid-Sub always carries the sub and X-Sgid-Assertion the signed JWT.
 // Secrets should be {env.*} or {file.*} placeholders, which are expanded at
@@ -204,6 +210,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "revocation_poll":
 			if err := durationArg(d, &h.RevocationPoll); err != nil {
+				return err
+			}
+		case "form_replay":
+			if err := oneArg(d, &h.FormReplay); err != nil {
 				return err
 			}
 		default:

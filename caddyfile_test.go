@@ -232,6 +232,7 @@ func TestAdaptDecodesEverySubdirective(t *testing.T) {
 		ClockSkew:         caddy.Duration(30 * time.Second),
 		RevocationStore:   "{env.SGID_REDIS_URL}",
 		RevocationPoll:    caddy.Duration(5 * time.Second),
+		FormReplay:        "256KiB",
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("all_subdirectives.caddyfile adapted to\n%+v\nwant\n%+v", h, want)

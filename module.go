@@ -112,6 +112,12 @@ type Handler struct {
 	// reloaded as often, which bounds how soon a rotation may take effect
 	// (twice this). Default: 10s.
 	RevocationPoll caddy.Duration `json:"revocation_poll,omitempty"`
+	// FormReplay is the largest form body kept across a login: a form a
+	// user sends from a page of this site after the session ended is kept,
+	// sealed, with the login it starts, and offered back after it (same user
+	// only) on a page whose button sends it again. "off", or a size: 1000,
+	// 64KiB, 256KB (at most 1MiB less 16KiB). Default: 64KiB.
+	FormReplay string `json:"form_replay,omitempty"`
 
 	gw         *gateway.Gateway // the request pipeline, built by Provision
 	revocation string           // the key of this site's revocations in the process's pool

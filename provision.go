@@ -61,6 +61,9 @@ func (h *Handler) resolve(ctx caddy.Context) (gateway.Config, error) {
 		return cfg, err
 	}
 	cfg.ErrorRoutes = errorRoutesCover(ctx, cfg.Site)
+	if cfg.FormReplay, err = formReplayBytes(h.FormReplay); err != nil {
+		return cfg, fmt.Errorf("form_replay: %w", err)
+	}
 	client := sgid.Config{Scopes: h.Scopes, Timeout: time.Duration(h.Timeout), ClockSkew: time.Duration(h.ClockSkew)}
 	for _, v := range []struct {
 		name string

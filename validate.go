@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sgidproxy/caddy-sgid/internal/gateway"
@@ -108,6 +110,9 @@ func (h *Handler) Validate() error {
 	if err := checkRevocationStore(h.RevocationStore); err != nil && !hasPlaceholder(h.RevocationStore) {
 		return invalid("revocation_store", 0, "revocation_store: %w", err)
 	}
+	if _, err := formReplayBytes(h.FormReplay); err != nil {
+		return invalid("form_replay", 0, "form_replay: %w", err)
+	}
 	if h.CookieName != "" {
 		if err := session.CheckName(h.CookieName); err != nil {
 			return invalid("cookie_name", 0, "cookie_name %q: %w", h.CookieName, err)
@@ -122,6 +127,24 @@ func (h *Handler) Validate() error {
 		return invalid("signing_secret", 0, "%w", err)
 	}
 	return nil
+}
+
+// formReplayBytes is form_replay in bytes: 0 for the default, -1 for off.
+func formReplayBytes(v string) (int64, error) {
+	switch v {
+	case "":
+		return 0, nil
+	case "off":
+		return -1, nil
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not off or a size (64KiB, 256KB, 100000)", v)
+	}
+	if n < 1 || n > gateway.MaxFormReplay {
+		return 0, fmt.Errorf("%s is outside 1 byte to %d bytes", v, gateway.MaxFormReplay)
+	}
+	return int64(n), nil
 }
 
 // hasPlaceholder tells a value that is only known at provisioning ({env.*},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,18 @@ type pageData struct {
 	Claims    jwt.Claims
 	ExpiresIn time.Duration
 	Assertion string
+	Sent      []sentField // what the form below sent, on a POST
+	Token     string      // the form's CSRF token: the app's own, as a legacy app has one
+}
+
+// sentField is one field the demo's form sent.
+type sentField struct{ Name, Value string }
+
+// formToken is the demo form's CSRF token for a user: an app's own, which the
+// gateway knows nothing of. A form the gateway kept across a login comes back
+// with it, and the app accepts it.
+func formToken(sub string) string {
+	return fmt.Sprintf("%x", sha256.Sum256([]byte("demo csrf "+sub)))[:32]
 }
 
 func (a *legacyApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +111,16 @@ func (a *legacyApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d.Name = h.Value
 		}
 	}
+	d.Token = formToken(d.Sub)
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("csrf_token") != d.Token {
+			http.Error(w, "the form's CSRF token does not match", http.StatusForbidden)
+			return
+		}
+		for _, name := range []string{"subject", "message"} {
+			d.Sent = append(d.Sent, sentField{name, r.PostForm.Get(name)})
+		}
+	}
 	d.Assertion = r.Header.Get("X-Sgid-Assertion")
 	now := time.Now()
 	claims, err := a.verify(d.Assertion, now)
@@ -111,7 +134,7 @@ func (a *legacyApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	if err := appPage.Execute(w, d); err != nil {
 		// Headers are gone; nothing better to do than stop writing.
 		return
@@ -236,6 +259,17 @@ expires in {{.ExpiresIn}}.</p>
 <h2>The fields asked for</h2>
 <p>The gateway's Caddyfile asks sgID for:{{range .Asked}} <code>{{.}}</code>{{end}}.
 sgID sends <code>NA</code> for a field it has no data on.</p>
+
+<h2>A form</h2>
+{{if .Sent}}<div id="sent"><p class="ok">The app received your form:</p><table>
+{{range .Sent}}<tr><td><code>{{.Name}}</code></td><td class="value">{{.Value}}</td></tr>
+{{end}}</table></div>{{end}}
+<p class="note">Fill it in, wait past the gateway's idle timeout, then send it: the gateway keeps it
+across the login and offers it back.</p>
+<form method="post" action="/feedback"><input type="hidden" name="csrf_token" value="{{.Token}}">
+<p><label>Subject <input name="subject" size="40"></label></p>
+<p><label>Message<br><textarea name="message" rows="4" cols="60"></textarea></label></p>
+<p><button type="submit">Send</button></p></form>
 
 {{if .Assertion}}<details><summary>The raw assertion</summary><p><code>{{.Assertion}}</code></p></details>{{end}}
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"net/url"
+
 	"github.com/sgidproxy/caddy-sgid/test/jwttest"
 )
 
@@ -70,5 +72,26 @@ func TestVerifySaysWhyAnAssertionFails(t *testing.T) {
 				t.Errorf("reason %q; want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The demo's form: the app's own CSRF token, per user, which a form the
+// gateway kept across a login brings back; the app shows what it received.
+func TestTheDemoFormChecksItsTokenAndShowsWhatItGot(t *testing.T) {
+	app := newLegacyApp(nil, "http://127.0.0.1:1/.sgid/jwks.json", nil)
+	post := func(token string) *httptest.ResponseRecorder {
+		body := url.Values{"csrf_token": {token}, "subject": {"Lunch"}, "message": {"line one\r\nline two"}}.Encode()
+		r := httptest.NewRequest(http.MethodPost, "/feedback", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("X-Sgid-Sub", "sub-1")
+		rec := httptest.NewRecorder()
+		app.ServeHTTP(rec, r)
+		return rec
+	}
+	if rec := post(formToken("sub-1")); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `id="sent"`) || !strings.Contains(rec.Body.String(), "line one\r\nline two") {
+		t.Fatalf("the user's own token: %d %.300s", rec.Code, rec.Body)
+	}
+	if rec := post(formToken("sub-2")); rec.Code != http.StatusForbidden {
+		t.Fatalf("another user's token: %d, want 403", rec.Code)
 	}
 }

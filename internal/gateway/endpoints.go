@@ -25,7 +25,7 @@ func (g *Gateway) serveEndpoints(w http.ResponseWriter, r *http.Request) error {
 	case "callback":
 		return g.callback(w, r)
 	case "login":
-		return g.startLogin(w, r, safeReturnTo(r.URL.Query().Get("return_to")))
+		return g.startLogin(w, r, safeReturnTo(r.URL.Query().Get("return_to")), nil)
 	case "logout":
 		return g.logout(w, r)
 	case "userinfo":
@@ -37,12 +37,17 @@ func (g *Gateway) serveEndpoints(w http.ResponseWriter, r *http.Request) error {
 }
 
 // challenge answers a request without a session: a browser navigation starts a
-// login; anything else (XHR, fetch, API clients, non-GET) gets 401 with the URL
-// that starts one, since a redirect to sgID is useless to a script.
+// login, and a browser's form submission (a navigation that is not a GET)
+// keeps the form across it where it can (form.go) or gets a page; anything
+// else (XHR, fetch, API clients) gets 401 with the URL that starts one, since
+// a redirect to sgID is useless to a script.
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request) error {
 	returnTo := safeReturnTo(r.URL.RequestURI())
 	if isNavigation(r) {
-		return g.startLogin(w, r, returnTo)
+		return g.startLogin(w, r, returnTo, nil)
+	}
+	if wantsPage(r) {
+		return g.interrupted(w, r, returnTo)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusUnauthorized, map[string]string{
@@ -59,7 +64,8 @@ func isNavigation(r *http.Request) bool {
 
 // startLogin sends the browser to sgID with a fresh state, nonce and PKCE
 // verifier, kept in this attempt's own cookie so several tabs can log in at once.
-func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+// form, when not nil, keeps an interrupted form with the attempt (form.go).
+func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo string, form func(state string) (string, bool)) error {
 	req, err := g.client.NewAuthRequest(g.site.redirect)
 	if err != nil {
 		return g.fail(w, r, outStartFailed, err, "")
@@ -68,12 +74,20 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		State: req.State, Nonce: req.Nonce, CodeVerifier: req.CodeVerifier,
 		RedirectURI: req.RedirectURI, ReturnTo: returnTo,
 	}
+	status := http.StatusFound
+	if form != nil {
+		v, ok := form(req.State)
+		if !ok {
+			return g.fail(w, r, outFormNotKept.because(string(notKeptUnstored)), nil, returnTo)
+		}
+		att.Form, status = v, http.StatusSeeOther // a GET to sgID after the POST
+	}
 	if err := g.codec().WriteAttempt(w, r, att, isSecure(r)); err != nil {
 		return g.fail(w, r, outAttemptNotWritten, err, "")
 	}
 	metrics.loginsStarted.Inc()
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, g.client.AuthURL(req), http.StatusFound)
+	http.Redirect(w, r, g.client.AuthURL(req), status)
 	return nil
 }
 
@@ -116,6 +130,9 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 	metrics.loginsCompleted.Inc()
 	g.logger.Info("login completed", zap.Duration("sgid_duration", time.Since(started)))
 	w.Header().Set("Cache-Control", "no-store")
+	if f, ok := g.resumed(r, att, id.Sub); ok {
+		return g.formPage(w, f) // the form the login interrupted, for the user to send again
+	}
 	http.Redirect(w, r, att.ReturnTo, http.StatusSeeOther)
 	return nil
 }

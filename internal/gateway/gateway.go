@@ -65,6 +65,10 @@ type Config struct {
 	Require   []Requirement
 	Anonymous bool // requests without a session pass, without identity
 
+	// FormReplay is the largest form body kept across a login (form.go): 0
+	// is DefaultFormReplay, and below 0 keeps none.
+	FormReplay int64
+
 	Logger *zap.Logger      // nil: no logs
 	Now    func() time.Time // the codec's clock; nil is time.Now
 }
@@ -97,6 +101,7 @@ type Gateway struct {
 	store       revocation.Store
 	anonymous   bool
 	errorRoutes bool
+	formReplay  int64 // 0: forms are not kept
 	assertTTL   time.Duration
 	logger      *zap.Logger
 }
@@ -115,6 +120,14 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.assertTTL <= 0 {
 		g.assertTTL = DefaultAssertionLifetime
+	}
+	switch {
+	case cfg.FormReplay == 0:
+		g.formReplay = DefaultFormReplay
+	case cfg.FormReplay > MaxFormReplay:
+		return nil, fmt.Errorf("gateway: form replay of %d bytes, at most %d", cfg.FormReplay, MaxFormReplay)
+	case cfg.FormReplay > 0:
+		g.formReplay = cfg.FormReplay
 	}
 	client := cfg.Client
 	client.RedirectURI = cfg.Site.redirect

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/sgidproxy/caddy-sgid/sgid"
 )
@@ -20,6 +21,14 @@ type outcome struct {
 	reason  string // the log's reason: short and fixed
 	metric  string // caddy_sgid_logins_failed_total's reason label; "" when no login failed
 	retry   bool   // the page offers a new login ("Try again")
+	action  string // the login link's text, when not "Try again"
+}
+
+// because is o with the reason a user can act on after its message's first
+// sentence: "... could not be kept because it holds files. ..."
+func (o outcome) because(why string) outcome {
+	o.message = strings.Replace(o.message, "{why}", why, 1)
+	return o
 }
 
 var (
@@ -31,6 +40,11 @@ var (
 		message: "This site is not served at this address.", reason: "host not served by this site"}
 	outCrossSiteEverywhere = outcome{status: http.StatusForbidden, code: "cross_site", title: "Not logged out",
 		message: "Logging out everywhere must be confirmed on this site's own page.", reason: "sign-out everywhere not same-origin"}
+	// A form a login interrupted that is not kept (form.go): {why} is a
+	// formNotKept.
+	outFormNotKept = outcome{status: http.StatusUnauthorized, code: "form_not_kept", title: "Your session ended",
+		message: "The form you sent could not be kept because {why}. Log in, then fill it in and send it again.",
+		reason:  "form not kept across the login", retry: true, action: "Log in"}
 	outDenied = outcome{status: http.StatusForbidden, code: "access_denied", title: "Access denied",
 		message: "Your account does not meet the requirements for this site.", reason: "require"}
 

@@ -14,7 +14,15 @@ import (
 
 type page struct {
 	Title, Message, ErrorID, Link, LinkText string
-	FormAction, FormButton                  string // a same-origin POST the page offers (a button, no script)
+	FormAction, FormButton                  string      // a same-origin POST the page offers (a button, no script)
+	Resend                                  *resendForm // a kept form, sent again by its one button
+}
+
+// resendForm is a form a login interrupted, as a page sends it again: its
+// fields in their order, so that the browser encodes them as it first did.
+type resendForm struct {
+	Action, Enctype string
+	Fields          []formField
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -24,6 +32,9 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 h1{font-size:1.4rem}.id{color:#666;font-size:.85rem}a{color:#0b5cad}</style></head>
 <body><h1>{{.Title}}</h1><p>{{.Message}}</p>
 {{if .FormAction}}<form method="post" action="{{.FormAction}}"><button type="submit">{{.FormButton}}</button></form>{{end}}
+{{with .Resend}}<form method="post" action="{{.Action}}" enctype="{{.Enctype}}" accept-charset="utf-8">
+{{range .Fields}}{{if .File}}<input type="file" name="{{.Name}}" hidden>{{else}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">{{end}}
+{{end}}<button type="submit">Send the form</button></form>{{end}}
 {{if .Link}}<p><a href="{{.Link}}">{{.LinkText}}</a></p>{{end}}
 {{if .ErrorID}}<p class="id">Error reference: {{.ErrorID}}</p>{{end}}
 </body></html>
@@ -68,6 +79,9 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, o outcome, err er
 	p := page{Title: o.title, Message: o.message, ErrorID: id}
 	if login != "" {
 		p.Link, p.LinkText = login, "Try again"
+		if o.action != "" {
+			p.LinkText = o.action
+		}
 	}
 	return writePage(w, o.status, p)
 }
