@@ -22,6 +22,16 @@ func formGateway(t *testing.T, directives string) *gateway {
 	return newGateway(t, gatewayOptions{directives: "idle_timeout 2s\n" + directives})
 }
 
+// idleUser is a form gateway and a browser whose session there has just
+// gone idle.
+func idleUser(t *testing.T, directives string) (*gateway, *browser) {
+	t.Helper()
+	g := formGateway(t, directives)
+	b := g.newBrowser()
+	g.idle(b)
+	return g, b
+}
+
 // idle logs b in, then waits for its session to go idle.
 func (g *gateway) idle(b *browser) {
 	g.t.Helper()
@@ -122,9 +132,7 @@ const csrfToken = "csrf-7f3a9c1e"
 // app the same method, path, content type and body bytes, the app's CSRF
 // token included. (The real-browser journey is in test/browser.)
 func TestFormReplayKeepsAnURLEncodedFormAcrossTheLogin(t *testing.T) {
-	g := formGateway(t, "")
-	b := g.newBrowser()
-	g.idle(b)
+	g, b := idleUser(t, "")
 
 	body := "csrf_token=" + csrfToken + "&name=Tan+Ah+Kow&note=line+one%0D%0Aline+two+%E2%9C%93&amount=12.50"
 	resp, page := b.post(g.base+"/form/submit?step=2", "application/x-www-form-urlencoded", []byte(body), "same-origin")
@@ -170,9 +178,7 @@ func TestFormReplayKeepsAnURLEncodedFormAcrossTheLogin(t *testing.T) {
 // A form of more than the attempt cookie holds goes to the store, sealed
 // (its bytes are nowhere in storage), and comes back once.
 func TestFormReplayKeepsALargeMultipartFormInTheStore(t *testing.T) {
-	g := formGateway(t, "")
-	b := g.newBrowser()
-	g.idle(b)
+	g, b := idleUser(t, "")
 
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -205,9 +211,7 @@ func TestFormReplayKeepsALargeMultipartFormInTheStore(t *testing.T) {
 // nothing: a cross-site form, one too large, one with a file, one not a
 // form, and a script's POST gets 401 JSON as before.
 func TestFormReplayRefusesWhatItMustNotKeep(t *testing.T) {
-	g := formGateway(t, "form_replay 4KiB")
-	b := g.newBrowser()
-	g.idle(b)
+	g, b := idleUser(t, "form_replay 4KiB")
 
 	var files bytes.Buffer
 	mw := multipart.NewWriter(&files)
@@ -249,9 +253,7 @@ func TestFormReplayRefusesWhatItMustNotKeep(t *testing.T) {
 // A form kept for one user is never sent as another: a login as someone else
 // drops it and lands on the path, without the page.
 func TestFormReplayDropsTheFormForAnotherUser(t *testing.T) {
-	g := formGateway(t, "")
-	b := g.newBrowser()
-	g.idle(b)
+	g, b := idleUser(t, "")
 	resp, _ := b.post(g.base+"/form/submit", "application/x-www-form-urlencoded", []byte("csrf_token="+csrfToken+"&secret=tan-only"), "same-origin")
 	g.sgid.SetPersona("nur-aisyah")
 	resp, page := g.finishLogin(b, resp)
