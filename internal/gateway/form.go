@@ -149,7 +149,13 @@ func (g *Gateway) keepable(w http.ResponseWriter, r *http.Request) (*keptForm, f
 	if err != nil {
 		return nil, err.(formNotKept)
 	}
-	return &keptForm{sub: sub, uri: r.URL.RequestURI(), contentType: ct, body: body, media: media, fields: fields}, ""
+	// The page's form posts to this URI: a path of this site only, never
+	// "//host" (another host to a browser), as for a post-login target.
+	uri := r.URL.RequestURI()
+	if safeReturnTo(uri) != uri {
+		return nil, notKeptKind
+	}
+	return &keptForm{sub: sub, uri: uri, contentType: ct, body: body, media: media, fields: fields}, ""
 }
 
 // formFields parses a kept form's body into the fields a page can send
@@ -398,7 +404,7 @@ func decodeKeptForm(b []byte) (*keptForm, bool) {
 		}
 		parts[i], b = b[k:k+int(n)], b[k+int(n):]
 	}
-	if len(b) != 0 || len(parts[0]) == 0 || !strings.HasPrefix(string(parts[1]), "/") {
+	if len(b) != 0 || len(parts[0]) == 0 || safeReturnTo(string(parts[1])) != string(parts[1]) {
 		return nil, false
 	}
 	return &keptForm{sub: string(parts[0]), uri: string(parts[1]), contentType: string(parts[2]), body: parts[3]}, true

@@ -244,6 +244,11 @@ func TestFormReplayRefusesWhatItMustNotKeep(t *testing.T) {
 			}
 		})
 	}
+	// A path a browser reads as another host is not an action the page uses.
+	if resp, page := b.post(g.base+"//evil.example/collect", "application/x-www-form-urlencoded", []byte("a=b"), "same-origin"); resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(page, "not a form this gateway can send again") {
+		t.Fatalf("a form to //evil.example: %d %.300s", resp.StatusCode, page)
+	}
 	resp, body := b.api(http.MethodPost, g.base+"/api", "Content-Type: application/x-www-form-urlencoded")
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"login_required"`) {
 		t.Fatalf("a script's POST: %d %.200s, want the 401 JSON", resp.StatusCode, body)
