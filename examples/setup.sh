@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need: staticcheck (Go module proxy), Debian's
 # redis-server (the revocation store's tests run a real one, through
-# internal/redistest), and what the upstream verification snippets in
+# internal/redistest), Debian's chromium (the form replay's browser tests,
+# test/e2e/form_browser_test.go, drive it headless), and what the upstream verification snippets in
 # examples/verify/ need, so that
 # examples_test.go can run every one of them: PHP (with its openssl
 # extension), PyJWT with cryptography for Debian's /usr/bin/python3, Node.js with
@@ -32,6 +33,11 @@ if [ ! -x /usr/bin/redis-server ]; then
 	packages+=(redis-server)
 fi
 
+if [ ! -x /usr/bin/chromium ]; then
+	# Driven headless by the browser tests (chromedp); no display needed.
+	packages+=(chromium)
+fi
+
 if [ ${#packages[@]} -gt 0 ]; then
 	echo "setup: installing ${packages[*]}"
 	sudo=()
@@ -58,4 +64,4 @@ if ! "$staticcheck" -version 2>/dev/null | grep -q "${staticcheck_version#v}"; t
 	go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
 fi
 
-echo "setup: $(/usr/bin/redis-server --version | cut -d' ' -f1-3), php $(php -r 'echo PHP_VERSION;'), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), node $(node --version), jose $(node -p 'require("./'"$node_dir"'/node_modules/jose/package.json").version')"
+echo "setup: $(/usr/bin/redis-server --version | cut -d' ' -f1-3), $(/usr/bin/chromium --version 2>/dev/null | cut -d' ' -f1-2), php $(php -r 'echo PHP_VERSION;'), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), node $(node --version), jose $(node -p 'require("./'"$node_dir"'/node_modules/jose/package.json").version')"

@@ -130,7 +130,7 @@ const csrfToken = "csrf-7f3a9c1e"
 // The journey without a browser: a same-origin urlencoded form sent after
 // the idle timeout is kept across the login, and the page's form sends the
 // app the same method, path, content type and body bytes, the app's CSRF
-// token included. (The real-browser journey is in test/browser.)
+// token included. (The same journey in Chromium: form_browser_test.go.)
 func TestFormReplayKeepsAnURLEncodedFormAcrossTheLogin(t *testing.T) {
 	g, b := idleUser(t, "")
 

@@ -95,6 +95,7 @@ type gatewayOptions struct {
 	sgidBlockRaw string // replaces the generated sgid block
 	https        bool   // serve the site over HTTPS with Caddy's internal CA
 	extraSites   string // more site blocks, after the gateway's; $UPSTREAM is the echo upstream's URL
+	app          http.Handler // the upstream instead of the echo one
 }
 
 func newGateway(t *testing.T, o gatewayOptions) *gateway {
@@ -104,7 +105,12 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	if g.sgid == nil {
 		g.sgid = sgidtest.Start(t, sgidtest.Options{})
 	}
-	g.upstream = echoUpstream(t)
+	if o.app != nil {
+		g.upstream = httptest.NewServer(o.app)
+		t.Cleanup(g.upstream.Close)
+	} else {
+		g.upstream = echoUpstream(t)
+	}
 	if g.storage == "" {
 		g.storage = tempDir(t)
 	}
