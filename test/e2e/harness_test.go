@@ -91,10 +91,10 @@ type gatewayOptions struct {
 	storage      string // storage dir; default a new temp dir
 	sgid         *sgidtest.Server
 	httpPort     int
-	noSgIDBlock  bool   // the gateway's site is a bare reverse_proxy
-	sgidBlockRaw string // replaces the generated sgid block
-	https        bool   // serve the site over HTTPS with Caddy's internal CA
-	extraSites   string // more site blocks, after the gateway's; $UPSTREAM is the echo upstream's URL
+	noSgIDBlock  bool         // the gateway's site is a bare reverse_proxy
+	sgidBlockRaw string       // replaces the generated sgid block
+	https        bool         // serve the site over HTTPS with Caddy's internal CA
+	extraSites   string       // more site blocks, after the gateway's; $UPSTREAM is the echo upstream's URL
 	app          http.Handler // the upstream instead of the echo one
 }
 
