@@ -105,7 +105,8 @@ func text(ctx context.Context, t *testing.T) string {
 // token included, from the same user.
 func TestFormReplayBrowserJourney(t *testing.T) {
 	app := &formApp{}
-	g := newGateway(t, gatewayOptions{app: app, directives: "idle_timeout 2s"})
+	log, access := newCaddyLog(t, "level DEBUG"), newAccessLog(t)
+	g := newGateway(t, gatewayOptions{app: app, directives: "idle_timeout 2s", globalExtra: log.option, siteExtra: access.option})
 	ctx := newChromium(t)
 
 	if err := chromedp.Run(ctx,
@@ -147,6 +148,15 @@ func TestFormReplayBrowserJourney(t *testing.T) {
 	}
 	if p.origin != g.base || p.sub != g.subOf("tan-ah-kow") || strings.Contains(p.referer, "/.sgid/") {
 		t.Errorf("the app got Origin %q, Referer %q, sub %q: want the site's origin, no callback URL, the same user", p.origin, p.referer, p.sub)
+	}
+	// What the user typed is in no log line, at DEBUG, nor the access log.
+	for _, l := range []caddyLog{log, access} {
+		if text := l.text(t); strings.Contains(text, "Ah Kow & Co") || strings.Contains(text, "Ah+Kow") || strings.Contains(text, "100%") || strings.Contains(text, "*done*") {
+			t.Errorf("the form's content is in %s", l.path)
+		}
+	}
+	if !strings.Contains(log.text(t), "login completed") {
+		t.Error("the log holds no login: it is not the gateway's log")
 	}
 }
 
