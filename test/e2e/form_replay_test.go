@@ -301,3 +301,28 @@ func storedFilesContaining(t *testing.T, dir, s string) []string {
 	}
 	return out
 }
+
+// A browser that sends no Fetch Metadata (Sec-Fetch-*) is judged by Origin
+// and Accept: its same-origin form is kept, one with another Origin is not.
+// form_replay off keeps none and says so.
+func TestFormReplayWithoutFetchMetadataAndOff(t *testing.T) {
+	g, b := idleUser(t, "")
+	send := func(g *gateway, b *browser, origin string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, g.base+"/form/submit", strings.NewReader("a=b"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "text/html,application/xhtml+xml")
+		req.Header.Set("Origin", origin)
+		return b.noFollow().send(req)
+	}
+	if resp, _ := send(g, b, "http://evil.example"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another Origin, no Fetch Metadata: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := send(g, b, g.base); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), g.sgid.URL()) {
+		t.Errorf("the site's Origin, no Fetch Metadata: %d to %q, want 303 to sgID", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	off, ob := idleUser(t, "form_replay off")
+	if resp, page := send(off, ob, off.base); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "this site does not keep forms") {
+		t.Errorf("form_replay off: %d %.300s", resp.StatusCode, page)
+	}
+}
