@@ -100,44 +100,80 @@ func KeyID(pub *ecdsa.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(thumb), nil
 }
 
-// claims is the assertion's payload for one session, issued at iat: a JSON
-// object with its names sorted, written by hand (encoding/json's reflection
-// took most of a cache miss's time), and the same bytes for the same session,
-// site, time and lifetime. A forwarded field never replaces a registered
-// claim.
-func claims(d *session.Data, fields []Forward, issuer, audience string, iat time.Time, ttl time.Duration) []byte {
-	type member struct {
-		name, str string
-		num       int64
-		isNum     bool
-	}
-	ms := make([]member, 0, len(fields)+5)
-	ms = append(ms, member{name: "aud", str: audience}, member{name: "exp", num: iat.Add(ttl).Unix(), isNum: true},
-		member{name: "iat", num: iat.Unix(), isNum: true}, member{name: "iss", str: issuer}, member{name: "sub", str: d.Sub})
-	size := 64 + len(audience) + len(issuer) + len(d.Sub)
+// claimLayout is the order of an assertion's claims for one configuration:
+// the registered ones and the forwarded fields, names sorted, each once, a
+// forwarded field never in place of a registered claim. It is made once, at
+// New: sorting on every cache miss grew the request goroutine's stack.
+type claimLayout []claimName
+
+type claimName struct {
+	name  string
+	claim byte // one of the registered claims below, or 0 for a session field
+}
+
+// Registered claims.
+const (
+	claimAud byte = iota + 1
+	claimExp
+	claimIat
+	claimIss
+	claimSub
+)
+
+func newClaimLayout(fields []Forward) claimLayout {
+	l := claimLayout{{"aud", claimAud}, {"exp", claimExp}, {"iat", claimIat}, {"iss", claimIss}, {"sub", claimSub}}
 	for _, f := range fields {
-		switch f.Field {
-		case "aud", "exp", "iat", "iss", "sub":
-			continue
-		}
-		if v, ok := d.Fields[f.Field]; ok && !slices.ContainsFunc(ms, func(m member) bool { return m.name == f.Field }) {
-			ms = append(ms, member{name: f.Field, str: v})
-			size += len(f.Field) + len(v) + 6
+		if !slices.ContainsFunc(l, func(c claimName) bool { return c.name == f.Field }) {
+			l = append(l, claimName{name: f.Field})
 		}
 	}
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(l, func(a, b claimName) int { return strings.Compare(a.name, b.name) })
+	return l
+}
+
+// claims is the assertion's payload for one session, issued at iat: a JSON
+// object with its names sorted (layout), written by hand (encoding/json's
+// reflection took most of a cache miss's time), and the same bytes for the
+// same session, site, time and lifetime. A field the session lacks is left
+// out.
+func claims(d *session.Data, layout claimLayout, issuer, audience string, iat time.Time, ttl time.Duration) []byte {
+	size := 64 + len(audience) + len(issuer) + len(d.Sub)
+	for _, c := range layout {
+		if c.claim == 0 {
+			size += len(c.name) + len(d.Fields[c.name]) + 6
+		}
+	}
 	b := make([]byte, 0, size)
 	b = append(b, '{')
-	for i, m := range ms {
-		if i > 0 {
+	first := true
+	for _, c := range layout {
+		v, ok := "", true
+		switch c.claim {
+		case claimAud:
+			v = audience
+		case claimIss:
+			v = issuer
+		case claimSub:
+			v = d.Sub
+		case 0:
+			v, ok = d.Fields[c.name]
+		}
+		if !ok {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, m.name)
+		first = false
+		b = appendJSONString(b, c.name)
 		b = append(b, ':')
-		if m.isNum {
-			b = strconv.AppendInt(b, m.num, 10)
-		} else {
-			b = appendJSONString(b, m.str)
+		switch c.claim {
+		case claimExp:
+			b = strconv.AppendInt(b, iat.Add(ttl).Unix(), 10)
+		case claimIat:
+			b = strconv.AppendInt(b, iat.Unix(), 10)
+		default:
+			b = appendJSONString(b, v)
 		}
 	}
 	return append(b, '}')
@@ -177,8 +213,8 @@ func appendJSONString(b []byte, s string) []byte {
 // assertion signs the claims for one session, valid from now for ttl. It
 // also returns what the session cookie can carry so that the same token is
 // rebuilt later without a signature (fromCarried).
-func (s *signer) assertion(d *session.Data, fields []Forward, issuer, audience string, now time.Time, ttl time.Duration) (token, carried string, err error) {
-	head, body, sig, err := s.signPayload(claims(d, fields, issuer, audience, now, ttl))
+func (s *signer) assertion(d *session.Data, layout claimLayout, issuer, audience string, now time.Time, ttl time.Duration) (token, carried string, err error) {
+	head, body, sig, err := s.signPayload(claims(d, layout, issuer, audience, now, ttl))
 	if err != nil {
 		return "", "", err
 	}
@@ -210,7 +246,7 @@ func encodeCarried(iat time.Time, token string, sig []byte) string {
 // ok is false if it carries none, or one this signer, site, lifetime or
 // session would not sign the same (another key after a rotation, another
 // assertion_lifetime, changed fields).
-func (s *signer) fromCarried(d *session.Data, fields []Forward, issuer, audience string, ttl time.Duration) (token string, iat time.Time, ok bool) {
+func (s *signer) fromCarried(d *session.Data, layout claimLayout, issuer, audience string, ttl time.Duration) (token string, iat time.Time, ok bool) {
 	c := d.Carried
 	if len(c) < 2 || c[0] != carriedV1 {
 		return "", time.Time{}, false
@@ -222,7 +258,7 @@ func (s *signer) fromCarried(d *session.Data, fields []Forward, issuer, audience
 	iat = time.Unix(unix, 0)
 	digest, sig := c[1+n:1+n+16], c[1+n+16:]
 	// One buffer for the whole token: this runs on every cache miss.
-	payload := claims(d, fields, issuer, audience, iat, ttl)
+	payload := claims(d, layout, issuer, audience, iat, ttl)
 	enc := base64.RawURLEncoding
 	b := make([]byte, 0, len(s.header)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(len(sig)))
 	b = append(b, s.header...)

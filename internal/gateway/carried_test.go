@@ -27,12 +27,12 @@ func TestCarriedAssertionRebuildsTheSignedTokenOrNothing(t *testing.T) {
 	g := benchGateway(t)
 	d := &session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": "TAN \"AH\" KOW\\\n\u2028", "myinfo.email": "t@example.com"}}
 	iat := time.Now().Add(-time.Minute).Truncate(time.Second)
-	token, carried, err := g.signer().assertion(d, g.forward, g.site.origin, g.site.audience, iat, g.assertTTL)
+	token, carried, err := g.signer().assertion(d, g.layout, g.site.origin, g.site.audience, iat, g.assertTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Carried = carried
-	got, gotIat, ok := g.signer().fromCarried(d, g.forward, g.site.origin, g.site.audience, g.assertTTL)
+	got, gotIat, ok := g.signer().fromCarried(d, g.layout, g.site.origin, g.site.audience, g.assertTTL)
 	if !ok || got != token || !gotIat.Equal(iat) {
 		t.Fatalf("fromCarried = %q, %v, %v; want the signed token, issued at %v", got, gotIat, ok, iat)
 	}
@@ -79,7 +79,7 @@ func TestCarriedAssertionRebuildsTheSignedTokenOrNothing(t *testing.T) {
 		{"a damaged signature", g.signer(), &damaged, g.site.audience, g.assertTTL, g.forward, true},
 		{"nothing carried", g.signer(), &session.Data{Sub: "sub-1"}, g.site.audience, g.assertTTL, g.forward, true},
 	} {
-		if got, _, ok := tt.s.fromCarried(tt.d, tt.forward, g.site.origin, tt.aud, tt.ttl); ok {
+		if got, _, ok := tt.s.fromCarried(tt.d, newClaimLayout(tt.forward), g.site.origin, tt.aud, tt.ttl); ok {
 			t.Errorf("%s: rebuilt %q", tt.name, got)
 		}
 	}
@@ -145,7 +145,7 @@ func TestClaimsAreExactJSON(t *testing.T) {
 	for _, v := range values {
 		d := &session.Data{Sub: "s" + v, Fields: map[string]string{"myinfo.name": v, "sub": "not the sub"}}
 		fields := []Forward{{Field: "myinfo.name"}, {Field: "sub"}, {Field: "myinfo.missing"}}
-		b := claims(d, fields, "https://iss.example", "aud"+v, time.Unix(1_800_000_000, 0), 5*time.Minute)
+		b := claims(d, newClaimLayout(fields), "https://iss.example", "aud"+v, time.Unix(1_800_000_000, 0), 5*time.Minute)
 		var got map[string]any
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("claims for %q are not JSON: %s: %v", v, b, err)
@@ -175,7 +175,7 @@ func TestASessionAtTheSizeLimitIsWrittenWithoutItsAssertion(t *testing.T) {
 		}
 		d.Fields["myinfo.name"] = d.Fields["myinfo.name"][1:]
 	}
-	_, carried, err := g.signer().assertion(d, g.forward, g.site.origin, g.site.audience, time.Now(), g.assertTTL)
+	_, carried, err := g.signer().assertion(d, g.layout, g.site.origin, g.site.audience, time.Now(), g.assertTTL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 	d := &session.Data{Sub: id.Sub, Fields: g.keep(id.Data)}
 	// The first assertion is signed now and carried in the cookie, so the
 	// first request to the app needs no signature and rewrites no cookie.
-	if _, carried, err := g.signer().assertion(d, g.forward, g.site.origin, g.site.audience, time.Now(), g.assertTTL); err == nil {
+	if _, carried, err := g.signer().assertion(d, g.layout, g.site.origin, g.site.audience, time.Now(), g.assertTTL); err == nil {
 		d.Carried = carried
 	}
 	if err := g.writeSession(w, r, d); err != nil {

@@ -95,6 +95,7 @@ type Gateway struct {
 	codecConfig session.Config         // what every keySet's codec is made with, but the secrets
 	site        *Site
 	forward     []Forward
+	layout      claimLayout // the assertion's claims, in order
 	require     []Requirement
 	owned       map[string]bool // header names the gateway owns, normalized
 	revocations *revocation.List
@@ -157,6 +158,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.forward = append(g.forward, f)
 		g.owned[NormalizeHeader(f.Header)] = true
 	}
+	g.layout = newClaimLayout(g.forward)
 	return g, nil
 }
 

@@ -146,7 +146,7 @@ func (g *Gateway) newEntry(d *session.Data) *cacheEntry {
 	// The assertion the cookie carries, if it is this signer's and still
 	// current: a session's first request on this instance, or after its
 	// entry was evicted, then needs no signature.
-	if token, iat, ok := g.signer().fromCarried(d, g.forward, g.site.origin, g.site.audience, g.assertTTL); ok {
+	if token, iat, ok := g.signer().fromCarried(d, g.layout, g.site.origin, g.site.audience, g.assertTTL); ok {
 		e.signed.Store(&signedAssertion{token: token, renew: iat.Add(g.assertTTL / 2), carried: d.Carried})
 	}
 	e.headers = append(e.headers, newHeaderValue(SubHeader, d.Sub, userPlaceholderPrefix+"id"))
@@ -209,7 +209,7 @@ func (g *Gateway) assertionFor(e *cacheEntry) (token string, resigned bool) {
 	if a, ok := e.current(now); ok { // another request signed it meanwhile
 		return a, false
 	}
-	a, carried, err := g.signer().assertion(e.data, g.forward, g.site.origin, g.site.audience, now, g.assertTTL)
+	a, carried, err := g.signer().assertion(e.data, g.layout, g.site.origin, g.site.audience, now, g.assertTTL)
 	if err != nil {
 		g.logger.Error("assertion not signed", zap.Error(err))
 		return "", false
