@@ -25,7 +25,7 @@ func (g *Gateway) serveEndpoints(w http.ResponseWriter, r *http.Request) error {
 	case "callback":
 		return g.callback(w, r)
 	case "login":
-		return g.startLogin(w, r, safeReturnTo(r.URL.Query().Get("return_to")), nil)
+		return g.startLogin(w, r, safeReturnTo(r.URL.Query().Get("return_to")), "")
 	case "logout":
 		return g.logout(w, r)
 	case "userinfo":
@@ -44,7 +44,7 @@ func (g *Gateway) serveEndpoints(w http.ResponseWriter, r *http.Request) error {
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request) error {
 	returnTo := safeReturnTo(r.URL.RequestURI())
 	if isNavigation(r) {
-		return g.startLogin(w, r, returnTo, nil)
+		return g.startLogin(w, r, returnTo, "")
 	}
 	if wantsPage(r) {
 		return g.interrupted(w, r, returnTo)
@@ -64,8 +64,8 @@ func isNavigation(r *http.Request) bool {
 
 // startLogin sends the browser to sgID with a fresh state, nonce and PKCE
 // verifier, kept in this attempt's own cookie so several tabs can log in at once.
-// form, when not nil, keeps an interrupted form with the attempt (form.go).
-func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo string, form func(state string) (string, bool)) error {
+// form, when not empty, is an interrupted form the attempt keeps (form.go).
+func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo, form string) error {
 	req, err := g.client.NewAuthRequest(g.site.redirect)
 	if err != nil {
 		return g.fail(w, r, outStartFailed, err, "")
@@ -75,12 +75,8 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		RedirectURI: req.RedirectURI, ReturnTo: returnTo,
 	}
 	status := http.StatusFound
-	if form != nil {
-		v, ok := form(req.State)
-		if !ok {
-			return g.fail(w, r, outFormNotKept.because(string(notKeptUnstored)), nil, returnTo)
-		}
-		att.Form, status = v, http.StatusSeeOther // a GET to sgID after the POST
+	if form != "" {
+		att.Form, status = form, http.StatusSeeOther // a GET to sgID after the POST
 	}
 	if err := g.codec().WriteAttempt(w, r, att, isSecure(r)); err != nil {
 		return g.fail(w, r, outAttemptNotWritten, err, "")

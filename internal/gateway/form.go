@@ -42,7 +42,8 @@ import (
 //     and dropped otherwise, never sent as someone else;
 //   - in the login attempt's own cookie when it is small (the attempt is
 //     sealed), else in the store, sealed under the site's session secret
-//     and bound to the attempt's state, which any instance reads; either way
+//     and bound to the user, one per user (a newer replaces it, so a user
+//     cannot fill the store), which any instance reads; either way
 //     single-use (the attempt is spent at its callback, and the store's Take
 //     removes it) and gone when the attempt expires.
 //
@@ -107,7 +108,10 @@ func (f formNotKept) Error() string { return string(f) }
 func (g *Gateway) interrupted(w http.ResponseWriter, r *http.Request, returnTo string) error {
 	f, why := g.keepable(w, r)
 	if f != nil {
-		return g.startLogin(w, r, returnTo, g.stash(r, f))
+		if form, ok := g.stash(r, f); ok {
+			return g.startLogin(w, r, returnTo, form)
+		}
+		why = notKeptUnstored
 	}
 	g.logger.Info("form not kept across the login", zap.String("reason", string(why)), zap.String("path", r.URL.Path))
 	return g.fail(w, r, outFormNotKept.because(string(why)), nil, returnTo)
@@ -280,36 +284,37 @@ func normalizeNewlines(s string) string {
 	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
-// stash puts the form where the login attempt finds it: in the attempt
-// itself when it fits, else sealed in the store under the attempt's state
-// (which startLogin's attempt will have: the state is made here).
-func (g *Gateway) stash(r *http.Request, f *keptForm) func(state string) (string, bool) {
+// stash puts the form where the login attempt finds it, and returns what the
+// attempt keeps: the form itself when it fits, else the user's sub, with the
+// form sealed in the store under that sub. One form per user is in the store
+// (a newer one replaces it), so what a user with a session that ended can make
+// the store hold is one form_replay, however many forms they send.
+func (g *Gateway) stash(r *http.Request, f *keptForm) (form string, ok bool) {
 	enc := f.encode()
 	if 1+len(enc) <= session.MaxAttemptForm {
-		return func(string) (string, bool) { return string(formInline) + string(enc), true }
+		return string(formInline) + string(enc), true
 	}
-	return func(state string) (string, bool) {
-		if g.store == nil {
-			return "", false
-		}
-		sealed, err := g.codec().Seal(formPurpose(state), enc)
-		if err != nil {
-			return "", false
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-		defer cancel()
-		if err := g.store.Keep(ctx, g.formKey(state), []byte(sealed), AttemptTTL); err != nil {
-			metrics.storeErrors.Inc()
-			g.logger.Warn("revocation store unavailable: a form is not kept across its login", zap.Error(err))
-			return "", false
-		}
-		return string(formStored), true
+	if g.store == nil || 1+len(f.sub) > session.MaxAttemptForm {
+		return "", false
 	}
+	sealed, err := g.codec().Seal(formPurpose(f.sub), enc)
+	if err != nil {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	if err := g.store.Keep(ctx, g.formKey(f.sub), []byte(sealed), AttemptTTL); err != nil {
+		metrics.storeErrors.Inc()
+		g.logger.Warn("revocation store unavailable: a form is not kept across its login", zap.Error(err))
+		return "", false
+	}
+	return string(formStored) + f.sub, true
 }
 
-func formPurpose(state string) string { return "form " + state }
+// formPurpose binds a form in the store to its user, and formKey names it.
+func formPurpose(sub string) string { return "form " + sub }
 
-func (g *Gateway) formKey(state string) string { return g.site.origin + " form " + state }
+func (g *Gateway) formKey(sub string) string { return g.site.origin + " form " + sub }
 
 // resumed is the form the attempt kept, if the new login is the user who
 // filled it; a form of another user is dropped (and taken from the store).
@@ -322,12 +327,16 @@ func (g *Gateway) resumed(r *http.Request, att *session.Attempt, sub string) (*k
 	case formInline:
 		enc = []byte(att.Form[1:])
 	case formStored:
+		// The user's form in the store: taken whoever logged in, so that a
+		// form for another user is gone too. It may be one a later attempt
+		// of the same user put there (another tab): the newest, theirs.
+		owner := att.Form[1:]
 		if g.store == nil {
 			return nil, false
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 		defer cancel()
-		sealed, err := g.store.Take(ctx, g.formKey(att.State))
+		sealed, err := g.store.Take(ctx, g.formKey(owner))
 		if err != nil {
 			if !errors.Is(err, revocation.ErrNotKept) {
 				metrics.storeErrors.Inc()
@@ -335,7 +344,7 @@ func (g *Gateway) resumed(r *http.Request, att *session.Attempt, sub string) (*k
 			}
 			return nil, false
 		}
-		if enc, err = g.codec().Open(formPurpose(att.State), string(sealed)); err != nil {
+		if enc, err = g.codec().Open(formPurpose(owner), string(sealed)); err != nil {
 			g.logger.Warn("a kept form in the store does not open: dropped")
 			return nil, false
 		}

@@ -197,7 +197,40 @@ func TestFormReplayKeepsALargeMultipartFormInTheStore(t *testing.T) {
 	if files := storedFilesContaining(t, g.storage, "kept word for word"); len(files) != 0 {
 		t.Fatalf("the form is in storage in the clear: %v", files)
 	}
+	// A user cannot fill the store: however many forms they send, one is
+	// kept for them, the newest (here, a second tab's), and each attempt
+	// that finds it offers it.
+	kept := func() []string {
+		var out []string
+		filepath.WalkDir(g.storage, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.Contains(path, string(filepath.Separator)+"kept"+string(filepath.Separator)) {
+				out = append(out, path)
+			}
+			return nil
+		})
+		return out
+	}
+	for i := range 3 { // four attempts in all: the browser keeps five
+		extra, _ := b.post(g.base+"/other-tab", "application/x-www-form-urlencoded", []byte("n="+strings.Repeat("y", 3000+i)), "same-origin")
+		if extra.StatusCode != http.StatusSeeOther {
+			t.Fatalf("form %d: %d", i, extra.StatusCode)
+		}
+	}
+	if files := kept(); len(files) != 1 {
+		t.Fatalf("4 forms of one user left %d kept in storage, want 1: %v", len(files), files)
+	}
 	resp, page := g.finishLogin(b, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Your form to /other-tab is ready") {
+		t.Fatalf("callback of the first attempt: %d %.400s, want the user's newest form", resp.StatusCode, page)
+	}
+	if files := kept(); len(files) != 0 {
+		t.Fatalf("the offered form is still in storage: %v", files)
+	}
+
+	// Once more, alone: the 7 KB multipart form comes back field for field.
+	g.idle(b)
+	resp, _ = b.post(g.base+"/apply", mw.FormDataContentType(), buf.Bytes(), "same-origin")
+	resp, page = g.finishLogin(b, resp)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("callback: %d %.400s", resp.StatusCode, page)
 	}
