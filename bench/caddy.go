@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,9 @@ func startCaddy(bin, dir, name, admin string, sites []site, env []string) (*cadd
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	if pinnedCaddy {
+		cmd = exec.Command("taskset", "-c", "0", bin, "run", "--config", path, "--adapter", "caddyfile")
+	}
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
@@ -145,4 +149,47 @@ func profile(admin, path string, d time.Duration) <-chan error {
 		done <- err
 	}()
 	return done
+}
+
+// refreshed is caddy_sgid_sessions_refreshed_total of the Caddy behind admin
+// (session cookies rewritten: a slid idle window, or a new signature), or -1
+// if it cannot be read.
+func refreshed(admin string) float64 {
+	if admin == "" {
+		return -1
+	}
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	total, found := 0.0, false
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "caddy_sgid_sessions_refreshed_total") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			total, found = total+v, true
+		}
+	}
+	if !found {
+		return -1 // not served: this Caddy's metrics are elsewhere
+	}
+	return total
+}
+
+// rewrites says how many session cookies the gateway rewrote during a round:
+// a replaying client that keeps rewritten cookies out would make each of
+// them cost a seal or a signature on every request.
+func rewrites(before, after float64) string {
+	if before < 0 || after < 0 {
+		return ", cookie rewrites unknown"
+	}
+	return fmt.Sprintf(", %.0f cookie rewrites", after-before)
 }

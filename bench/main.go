@@ -47,9 +47,14 @@ func main() {
 	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
+	pin := flag.Bool("pin", false, "run Caddy on CPU 0 and this driver (its upstream, wrk, the HTTP/2 client) on CPU 1, with taskset, so the load does not share Caddy's core; needs 2 CPUs")
 	flag.Parse()
 	if *caddyBin == "" {
 		log.Fatal("-caddy is required")
+	}
+	if *pin {
+		pinSelf()
+		pinnedCaddy = true
 	}
 	if *profileDir != "" {
 		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
@@ -125,15 +130,17 @@ func (b *bench) runH2(t *table, pid int, admin, issuer, clientID, secret, bareUR
 			if b.profileDir != "" && round == 0 {
 				prof = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-sgid-%d.pprof", n)), b.load.duration-time.Second)
 			}
+			before := refreshed(admin)
 			if r, err = load.run(pid, sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies); err != nil {
 				return err
 			}
+			rw := rewrites(before, refreshed(admin))
 			if prof != nil {
 				if err := <-prof; err != nil {
 					return fmt.Errorf("profile: %w", err)
 				}
 			}
-			r.report("    sgid, HTTP/2")
+			r.report("    sgid, HTTP/2" + rw)
 			f.gated = append(f.gated, r)
 		}
 		t.h2 = append(t.h2, f)
@@ -185,6 +192,13 @@ func (b *bench) run() error {
 		forward myinfo.name
 		forward myinfo.email X-Email
 		session_secret {env.BENCH_SESSION_SECRET}
+		# wrk and the HTTP/2 client replay the same cookies for the whole run and
+		# never take the ones the gateway rewrites, as a browser would: an idle
+		# window as long as the lifetime (never rewritten) and a long assertion
+		# lifetime (never re-signed) keep that replay from costing a cookie write
+		# or a signature on every request. Each round reports the rewrites seen.
+		idle_timeout 12h
+		assertion_lifetime 1h
 	}
 `, idp.URL()) + proxy
 	var addrs [6]string
@@ -240,7 +254,7 @@ func (b *bench) run() error {
 	}
 
 	admin := ""
-	if b.profileDir != "" || b.revocations > 0 {
+	if b.profileDir != "" || b.revocations > 0 || len(b.rr) > 0 || b.h2 {
 		if admin, err = freeAddr(); err != nil {
 			return err
 		}
@@ -367,10 +381,11 @@ func (b *bench) run() error {
 			}
 			r.report("    bare")
 			f.bare = append(f.bare, r)
+			before := refreshed(admin)
 			if r, err = b.load.runWith(c.pid, sgidURL, withIdentity, file); err != nil {
 				return err
 			}
-			r.report("    sgid")
+			r.report("    sgid" + rewrites(before, refreshed(admin)))
 			f.gated = append(f.gated, r)
 		}
 		t.rr = append(t.rr, f)
