@@ -56,21 +56,7 @@ type Data struct {
 // they are what two overlapping logins in two tabs leave behind, they cannot change
 // what is read, and the next Write deletes them.
 func (c *Codec) Read(r *http.Request) (*Data, error) {
-	var k carried
-	c.scan(r, &k)
-	form := formOf(r.TLS != nil)
-	if k.seen[form]&1 == 0 {
-		return nil, ErrNoCookie
-	}
-	macName, value, err := c.join(&k, form)
-	if err != nil {
-		return nil, err
-	}
-	var d *Data
-	which, err := c.open(macName, value, func(plain []byte) (ok bool) {
-		d, ok = unmarshalSession(plain)
-		return ok
-	})
+	d, which, err := c.decode(r)
 	if err != nil {
 		return nil, err
 	}
@@ -86,24 +72,34 @@ func (c *Codec) Read(r *http.Request) (*Data, error) {
 // after the idle timeout came from. ok is false without a session cookie that
 // opens.
 func (c *Codec) Subject(r *http.Request) (sub string, ok bool) {
+	d, _, err := c.decode(r)
+	if err != nil {
+		return "", false
+	}
+	return d.Sub, true
+}
+
+// decode is the session the request's cookies hold, alive or not, and which
+// secret opened it.
+func (c *Codec) decode(r *http.Request) (d *Data, which int, err error) {
 	var k carried
 	c.scan(r, &k)
 	form := formOf(r.TLS != nil)
 	if k.seen[form]&1 == 0 {
-		return "", false
+		return nil, -1, ErrNoCookie
 	}
 	macName, value, err := c.join(&k, form)
 	if err != nil {
-		return "", false
+		return nil, -1, err
 	}
-	var d *Data
-	if _, err := c.open(macName, value, func(plain []byte) (ok bool) {
+	which, err = c.open(macName, value, func(plain []byte) (ok bool) {
 		d, ok = unmarshalSession(plain)
 		return ok
-	}); err != nil {
-		return "", false
+	})
+	if err != nil {
+		return nil, -1, err
 	}
-	return d.Sub, true
+	return d, which, nil
 }
 
 // fingerprintBufs are Fingerprint's buffers, sized for a session's cookies.

@@ -200,18 +200,18 @@ func formFields(media string, params map[string]string, body []byte) ([]formFiel
 			fields = append(fields, formField{Name: name, File: true})
 			continue
 		}
-		if !onlyHeaders(p.Header, "Content-Disposition") || !utf8.Valid(value) {
+		if !onlyDisposition(p.Header) || !utf8.Valid(value) {
 			return nil, notKeptKind
 		}
 		fields = append(fields, formField{Name: name, Value: string(value)})
 	}
 }
 
-// onlyHeaders tells a text field's part, which a browser sends with its
+// onlyDisposition tells a text field's part, which a browser sends with its
 // Content-Disposition alone.
-func onlyHeaders(h textproto.MIMEHeader, names ...string) bool {
+func onlyDisposition(h textproto.MIMEHeader) bool {
 	for k := range h {
-		if !strings.EqualFold(k, names[0]) {
+		if !strings.EqualFold(k, "Content-Disposition") {
 			return false
 		}
 	}
