@@ -106,7 +106,7 @@ func text(ctx context.Context, t *testing.T) string {
 func TestFormReplayBrowserJourney(t *testing.T) {
 	app := &formApp{}
 	log, access := newCaddyLog(t, "level DEBUG"), newAccessLog(t)
-	g := newGateway(t, gatewayOptions{app: app, directives: "idle_timeout 2s", globalExtra: log.option, siteExtra: access.option})
+	g := newGateway(t, gatewayOptions{app: app, directives: "idle_timeout 3s", globalExtra: log.option, siteExtra: access.option})
 	ctx := newChromium(t)
 
 	if err := chromedp.Run(ctx,
@@ -114,7 +114,7 @@ func TestFormReplayBrowserJourney(t *testing.T) {
 		chromedp.WaitVisible("#send", chromedp.ByID),
 		chromedp.SendKeys("#name", "Tan Ah Kow & Co. ✓", chromedp.ByID),
 		chromedp.SendKeys("#note", "line one\nline two: 100% *done*", chromedp.ByID),
-		chromedp.Sleep(2500*time.Millisecond), // lunch: past the idle timeout
+		chromedp.Sleep(3500*time.Millisecond), // lunch: past the idle timeout
 		chromedp.Click("#send", chromedp.ByID),
 		chromedp.WaitVisible("//button[text()='Send the form']"),
 	); err != nil {
@@ -165,7 +165,7 @@ func TestFormReplayBrowserJourney(t *testing.T) {
 // app never receives it.
 func TestFormReplayBrowserRefusals(t *testing.T) {
 	app := &formApp{}
-	g := newGateway(t, gatewayOptions{app: app, directives: "idle_timeout 2s\nform_replay 4KiB"})
+	g := newGateway(t, gatewayOptions{app: app, directives: "idle_timeout 3s\nform_replay 4KiB"})
 
 	// Another site (127.0.0.2 is cross-site to 127.0.0.1) whose page posts to the gateway.
 	ln, err := net.Listen("tcp", "127.0.0.2:0")
@@ -188,7 +188,7 @@ func TestFormReplayBrowserRefusals(t *testing.T) {
 		if err := chromedp.Run(ctx,
 			chromedp.Navigate(g.base+"/form"),
 			chromedp.WaitVisible("#send", chromedp.ByID),
-			chromedp.Sleep(2500*time.Millisecond),
+			chromedp.Sleep(3500*time.Millisecond),
 		); err != nil {
 			t.Fatal(err)
 		}

@@ -15,11 +15,12 @@ import (
 	"golang.org/x/net/html"
 )
 
-// formGateway is a gateway whose sessions go idle after 2 s, so a test can
-// let one end and then send a form.
+// formGateway is a gateway whose sessions go idle after 3 s, so a test can
+// let one end and then send a form. (Times are sealed in whole seconds, so a
+// session lives 2 to 3 s: time enough for the requests a test makes first.)
 func formGateway(t *testing.T, directives string) *gateway {
 	t.Helper()
-	return newGateway(t, gatewayOptions{directives: "idle_timeout 2s\n" + directives})
+	return newGateway(t, gatewayOptions{directives: "idle_timeout 3s\n" + directives})
 }
 
 // idleUser is a form gateway and a browser whose session there has just
@@ -39,7 +40,7 @@ func (g *gateway) idle(b *browser) {
 	if g.apiStatus(b) != http.StatusOK {
 		g.t.Fatal("no session after the login")
 	}
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	if g.apiStatus(b) != http.StatusUnauthorized {
 		g.t.Fatal("the session did not go idle")
 	}

@@ -16,13 +16,13 @@ func TestAFormKeptOnOneInstanceIsOfferedBackByTheOther(t *testing.T) {
 	f := newFixture(t)
 	_, sites := f.pollingPair()
 	for i := range sites {
-		sites[i].Sgid += "\n\t\tidle_timeout 2s"
+		sites[i].Sgid += "\n\t\tidle_timeout 3s"
 	}
 	a, b := sites[0], sites[1]
 	f.start("a", a)
 	f.start("b", b)
 	cookie, _ := f.login(a)
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 
 	essay := strings.Repeat("kept across instances, word for word; ", 150) // 5.7 KB: the store, not the cookie
 	body := url.Values{"csrf_token": {"tok"}, "essay": {essay}}.Encode()
