@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -132,40 +131,6 @@ func rsaDecryptTime(key *rsa.PrivateKey) (time.Duration, error) {
 func minter(issuer, clientID, siteURL, secret string) (*session.Codec, error) {
 	return session.New(session.Config{Binding: caddysgid.SessionBinding(issuer, clientID, siteURL),
 		Secrets: [][]byte{[]byte(secret)}})
-}
-
-// distinctSessions sends one request each for n sessions minted by codec (see
-// minter), 32 at a time, and checks each got the upstream's 200 with identity.
-func distinctSessions(siteURL string, codec *session.Codec, from, n int) error {
-	tr := &http.Transport{MaxIdleConnsPerHost: 32}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	var next, failed atomic.Int64
-	next.Store(int64(from))
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(from+n) {
-					return
-				}
-				if err := oneSession(c, codec, siteURL, i); err != nil {
-					failed.Add(1)
-					once.Do(func() { firstErr = err })
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return fmt.Errorf("%d of %d session requests failed; first: %w", failed.Load(), n, firstErr)
-	}
-	return nil
 }
 
 func oneSession(c *http.Client, codec *session.Codec, siteURL string, i int64) error {

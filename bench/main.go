@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -42,7 +41,7 @@ func main() {
 	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
 	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
-	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory check")
+	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory comparison (a bare-only and an sgid-only Caddy, the same load to each); 0 for none")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
 	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
@@ -104,7 +103,7 @@ func (b *bench) runH2(t *table, pid int, admin, issuer, clientID, secret, bareUR
 	load := h2Load{conns: max(b.load.conns/8, 1), streams: 8, duration: b.load.duration}
 	for _, n := range counts {
 		fmt.Fprintf(os.Stderr, "HTTP/2, %d distinct sessions: first requests\n", n)
-		cookies, err := warmLines(codec, sgidURL, n, tlsClient(true), true)
+		cookies, err := warmLines(codec, sgidURL, 0, n, tlsClient(true), true)
 		if err != nil {
 			return err
 		}
@@ -201,14 +200,14 @@ func (b *bench) run() error {
 		assertion_lifetime 1h
 	}
 `, idp.URL()) + proxy
-	var addrs [6]string
+	var addrs [5]string
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
 			return err
 		}
 	}
-	bareOnlyAddr, bareAddr, sgidAddr, norevAddr := addrs[0], addrs[1], addrs[2], addrs[3]
-	h2BareURL, h2SgidURL := "https://"+addrs[4], "https://"+addrs[5]
+	bareAddr, sgidAddr, norevAddr := addrs[0], addrs[1], addrs[2]
+	h2BareURL, h2SgidURL := "https://"+addrs[3], "https://"+addrs[4]
 	bareURL, sgidURL, norevURL := "http://"+bareAddr, "http://"+sgidAddr, "http://"+norevAddr
 	ok200 := check{status: 200}
 	withIdentity := check{status: 200, header: identityHeader, value: "1"}
@@ -221,34 +220,6 @@ func (b *bench) run() error {
 		return err
 	}
 	codec, err := minter(issuer, idp.ClientID(), sgidURL, secret)
-	if err != nil {
-		return err
-	}
-
-	// A Caddy with only the bare site, for the memory baseline.
-	base, err := startCaddy(b.caddy, b.dir, "bare-only", "", []site{{addr: bareOnlyAddr, body: proxy}}, env)
-	if err != nil {
-		return err
-	}
-	if _, err := b.load.run(base.pid, "http://"+bareOnlyAddr, ok200); err != nil {
-		base.stop()
-		return err
-	}
-	if len(b.rr) > 0 {
-		// The same distinct-session load as the sgid site gets later, so
-		// that the baseline holds what serving those requests costs bare
-		// Caddy (the cookies mean nothing to it).
-		file, err := mintedCookies(b.dir, codec, sgidURL, slices.Max(b.rr))
-		if err == nil {
-			_, err = b.load.runWith(base.pid, "http://"+bareOnlyAddr, ok200, file)
-		}
-		if err != nil {
-			base.stop()
-			return err
-		}
-	}
-	t.rssBareOnly, err = rss(base.pid)
-	base.stop()
 	if err != nil {
 		return err
 	}
@@ -266,7 +237,7 @@ func (b *bench) run() error {
 		sites = append(sites, site{addr: norevAddr, body: gated})
 	}
 	if b.h2 {
-		sites = append(sites, site{addr: addrs[4], body: proxy, https: true}, site{addr: addrs[5], body: gated, https: true})
+		sites = append(sites, site{addr: addrs[3], body: proxy, https: true}, site{addr: addrs[4], body: gated, https: true})
 	}
 	c, err := startCaddy(b.caddy, b.dir, "both", admin, sites, env)
 	if err != nil {
@@ -403,9 +374,6 @@ func (b *bench) run() error {
 	if t.unauthGated, err = b.load.run(c.pid, sgidURL, check{status: 302, header: "Location"}, navigate); err != nil {
 		return err
 	}
-	if t.rssAfterLoad, err = rss(c.pid); err != nil {
-		return err
-	}
 	fmt.Fprintf(os.Stderr, "%d logins\n", max(b.logins, b.loginCPU))
 	var prof <-chan error
 	if b.profileDir != "" {
@@ -419,22 +387,15 @@ func (b *bench) run() error {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "%d distinct sessions\n", b.sessions)
-	// RSS after the first half and after all: with the cache bounded, the
-	// second half adds nothing.
-	half := b.sessions / 2
-	if err := distinctSessions(sgidURL, codec, 0, half); err != nil {
-		return err
-	}
-	if t.rssAfterHalf, err = rss(c.pid); err != nil {
-		return err
-	}
-	if err := distinctSessions(sgidURL, codec, half, b.sessions-half); err != nil {
-		return err
-	}
-	t.sessions = b.sessions
-	if t.rssAfterSessions, err = rss(c.pid); err != nil {
-		return err
+	if b.sessions > 0 {
+		// The processes above served every site and protocol: memory is
+		// compared between two Caddies of their own.
+		c.stop()
+		fmt.Fprintf(os.Stderr, "memory: %d distinct sessions\n", b.sessions)
+		if t.memory, err = b.memory(memoryConfig{proxy: proxy, gated: gated, env: env, issuer: issuer, clientID: idp.ClientID(),
+			secret: secret, sessions: b.sessions, revokeAll: b.revocations}); err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
 	}
 	t.print(os.Stdout, b.load)
 	return t.verdict()

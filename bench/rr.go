@@ -45,7 +45,7 @@ func parseCounts(v string) ([]int, error) {
 // gateway carries in the cookie, if it rewrote it). Every answer must be 200
 // with the identity.
 func warmCookies(dir string, codec *session.Codec, siteURL string, n int) (string, error) {
-	lines, err := warmLines(codec, siteURL, n, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, false)
+	lines, err := warmLines(codec, siteURL, 0, n, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, false)
 	if err != nil {
 		return "", err
 	}
@@ -53,9 +53,9 @@ func warmCookies(dir string, codec *session.Codec, siteURL string, n int) (strin
 	return path, os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 }
 
-// warmLines is warmCookies' Cookie headers, through c; secure mints the
-// HTTPS form of the cookies.
-func warmLines(codec *session.Codec, siteURL string, n int, c *http.Client, secure bool) ([]string, error) {
+// warmLines is warmCookies' Cookie headers for the n sessions from the
+// from-th on, through c; secure mints the HTTPS form of the cookies.
+func warmLines(codec *session.Codec, siteURL string, from, n int, c *http.Client, secure bool) ([]string, error) {
 	lines := make([]string, n)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -69,7 +69,7 @@ func warmLines(codec *session.Codec, siteURL string, n int, c *http.Client, secu
 				if i >= n {
 					return
 				}
-				line, err := warmOne(c, codec, siteURL, i, secure)
+				line, err := warmOne(c, codec, siteURL, from+i, secure)
 				if err != nil {
 					failed.Add(1)
 					once.Do(func() { firstErr = err })
@@ -143,25 +143,4 @@ func printRR(w io.Writer, title string, rr []rrFigures) {
 		diff := pairedOf(f.gated, f.bare, cpu, func(g, b float64) float64 { return g - b })
 		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.2fx | %.1f / %.1f | %+.1f |\n", f.n, medianOf(f.bare, rps), medianOf(f.gated, rps), ratio, medianOf(f.bare, cpu), medianOf(f.gated, cpu), diff)
 	}
-}
-
-// mintedCookies writes n sessions' Cookie headers for siteURL to a file,
-// without sending them anywhere: for the bare-only baseline.
-func mintedCookies(dir string, codec *session.Codec, siteURL string, n int) (string, error) {
-	var b strings.Builder
-	for i := range n {
-		rec := httptest.NewRecorder()
-		req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
-		d := &session.Data{Sub: fmt.Sprintf("bench-rr-%07d", i), Fields: map[string]string{"myinfo.name": fmt.Sprintf("USER %d", i)}}
-		if err := codec.Write(rec, req, d, false); err != nil {
-			return "", err
-		}
-		var parts []string
-		for _, ck := range rec.Result().Cookies() {
-			parts = append(parts, ck.Name+"="+ck.Value)
-		}
-		b.WriteString(strings.Join(parts, "; ") + "\n")
-	}
-	path := filepath.Join(dir, fmt.Sprintf("minted-%d.txt", n))
-	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }

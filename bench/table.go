@@ -17,12 +17,8 @@ type table struct {
 	h2                      []rrFigures // -h2: the same over HTTPS with HTTP/2
 	unauthBare, unauthGated wrkResult
 	logins                  loginFigures
-	sessions                int
 	revocations             int // live revocations loaded before the load rounds
-	rssBareOnly             int64
-	rssAfterLoad            int64
-	rssAfterHalf            int64
-	rssAfterSessions        int64
+	memory                  memFigures
 }
 
 func medianOf(rs []wrkResult, f func(wrkResult) float64) float64 {
@@ -77,8 +73,6 @@ func (t *table) print(w io.Writer, l loadRun) {
 	ur := t.unauthGated.rps / t.unauthBare.rps
 	fmt.Fprintf(w, "%-44s %12.0f %12.0f %9.2fx   target >= 1.0x: %s\n", "unauthenticated req/s (bare 200, sgid 302)", t.unauthBare.rps, t.unauthGated.rps, ur, mark(ur >= 1.0))
 	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f\n", "unauthenticated proxy CPU µs/request", us(t.unauthBare.cpuPerReq), us(t.unauthGated.cpuPerReq), us(t.unauthGated.cpuPerReq)-us(t.unauthBare.cpuPerReq))
-	rssExtra := mib(t.rssAfterLoad - t.rssBareOnly)
-	fmt.Fprintf(w, "%-44s %12.1f %12.1f %+9.1f    target <= +10 MiB: %s\n", "RSS MiB after load (bare-only Caddy, both)", mib(t.rssBareOnly), mib(t.rssAfterLoad), rssExtra, mark(rssExtra <= 10))
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%-44s %12.2f   target <= 3.3 ms: %s\n", "login round trip ms (median)", ms(t.logins.median), mark(ms(t.logins.median) <= 3.3))
 	for i, name := range loginHops {
@@ -86,11 +80,9 @@ func (t *table) print(w io.Writer, l loadRun) {
 	}
 	lr := float64(t.logins.cpuPerOp) / float64(t.logins.rsaDecrypt)
 	fmt.Fprintf(w, "%-44s %12.2f   = %.2fx one RSA-2048 OAEP decryption (%.2f ms); target <= 1.25x: %s\n", "gateway CPU ms per login", ms(t.logins.cpuPerOp), lr, ms(t.logins.rsaDecrypt), mark(lr <= 1.25))
-	growth := mib(t.rssAfterSessions - t.rssAfterLoad)
-	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for %d sessions; cache bound 4096 entries)\n", "RSS MiB after distinct sessions", mib(t.rssAfterSessions), growth, t.sessions)
-	fmt.Fprintf(w, "%-44s %12.1f   (%+.1f MiB for the second %d)\n", "  of which after the first half", mib(t.rssAfterHalf), mib(t.rssAfterSessions-t.rssAfterHalf), t.sessions-t.sessions/2)
 	printRR(w, "HTTP/1.1 (wrk)", t.rr)
 	printRR(w, "HTTPS with HTTP/2 (tls internal; Go client)", t.h2)
+	t.memory.print(w)
 	fmt.Fprintf(w, "\nevery response checked: bare %d, sgid %d with identity headers, sgid unauthenticated %d redirects",
 		sum(t.bare, func(r wrkResult) int { return r.ok }), sum(t.gated, func(r wrkResult) int { return r.ok }), t.unauthGated.ok)
 	if len(t.norev) > 0 {

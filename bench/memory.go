@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// memFigures is the memory comparison: two fresh Caddies, one serving only
+// the bare site and one only the sgid site (with the run's revocations
+// loaded), given the same load, their resident set sizes taken at the same
+// points. A Caddy that also served the other site, other protocols or
+// logins would hold what those cost too, so neither shares a process with
+// anything else.
+type memFigures struct {
+	sessions int
+	// After the one-session load, after the first half of the distinct
+	// sessions, and after all of them.
+	bare, sgid [3]int64
+}
+
+// memoryConfig is what the memory phase starts its two Caddies with.
+type memoryConfig struct {
+	proxy, gated        string // the site bodies
+	env                 []string
+	issuer, clientID    string
+	secret              string
+	sessions, revokeAll int
+}
+
+// memory runs the memory phase: the one-session wrk load, then the first
+// half of the distinct sessions (each session's first request goes to the
+// sgid Caddy, which must answer it with the identity; then a wrk round
+// robin over that half goes to both), then the second half the same way.
+// If the gateway's memory is bounded, the second half adds nothing.
+func (b *bench) memory(mc memoryConfig) (memFigures, error) {
+	f := memFigures{sessions: mc.sessions}
+	var addrs [4]string
+	for i := range addrs {
+		var err error
+		if addrs[i], err = freeAddr(); err != nil {
+			return f, err
+		}
+	}
+	bareURL, sgidURL, bareAdmin, admin := "http://"+addrs[0], "http://"+addrs[1], addrs[2], addrs[3]
+	bare, err := startCaddy(b.caddy, b.dir, "memory-bare", bareAdmin, []site{{addr: addrs[0], body: mc.proxy}}, mc.env)
+	if err != nil {
+		return f, err
+	}
+	defer bare.stop()
+	gated, err := startCaddy(b.caddy, b.dir, "memory-sgid", admin, []site{{addr: addrs[1], body: mc.gated}}, mc.env)
+	if err != nil {
+		return f, err
+	}
+	defer gated.stop()
+	if mc.revokeAll > 0 {
+		if err := loadRevocations(admin, mc.revokeAll, sgidURL); err != nil {
+			return f, fmt.Errorf("loading revocations: %w", err)
+		}
+	}
+	cookie, _, _, err := login(sgidURL)
+	if err != nil {
+		return f, fmt.Errorf("logging in: %w", err)
+	}
+	withIdentity := check{status: 200, header: identityHeader, value: "1"}
+	if _, err := b.load.run(bare.pid, bareURL, check{status: 200}, "Cookie: "+cookie); err != nil {
+		return f, err
+	}
+	if _, err := b.load.run(gated.pid, sgidURL, withIdentity, "Cookie: "+cookie); err != nil {
+		return f, err
+	}
+	take := func(i int) error {
+		if err := f.take(i, bare.pid, gated.pid); err != nil {
+			return err
+		}
+		if b.profileDir == "" {
+			return nil
+		}
+		// Heap profiles at the same points, to tell what the difference is.
+		for name, a := range map[string]string{"bare": bareAdmin, "sgid": admin} {
+			if err := fetchTo("http://"+a+"/debug/pprof/heap", filepath.Join(b.profileDir, fmt.Sprintf("memory-%s-%d.heap", name, i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := take(0); err != nil {
+		return f, err
+	}
+	codec, err := minter(mc.issuer, mc.clientID, sgidURL, mc.secret)
+	if err != nil {
+		return f, err
+	}
+	half := mc.sessions / 2
+	for i, part := range [][2]int{{0, half}, {half, mc.sessions - half}} {
+		fmt.Fprintf(os.Stderr, "  sessions %d to %d\n", part[0]+1, part[0]+part[1])
+		lines, err := warmLines(codec, sgidURL, part[0], part[1], &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, false)
+		if err != nil {
+			return f, err
+		}
+		file := filepath.Join(b.dir, fmt.Sprintf("memory-%d.txt", i))
+		if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return f, err
+		}
+		if _, err := b.load.runWith(bare.pid, bareURL, check{status: 200}, file); err != nil {
+			return f, err
+		}
+		if _, err := b.load.runWith(gated.pid, sgidURL, withIdentity, file); err != nil {
+			return f, err
+		}
+		if err := take(1 + i); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// take records both processes' RSS at point i.
+func (f *memFigures) take(i, barePID, sgidPID int) error {
+	var err error
+	if f.bare[i], err = rss(barePID); err != nil {
+		return err
+	}
+	f.sgid[i], err = rss(sgidPID)
+	return err
+}
+
+// print writes the memory rows.
+func (f memFigures) print(w io.Writer) {
+	if f.sessions == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nmemory: a bare-only and an sgid-only Caddy, the same load to each (RSS MiB):\n\n")
+	fmt.Fprintf(w, "| after | bare | sgid | difference |\n|---|---|---|---|\n")
+	points := []string{"the one-session load", fmt.Sprintf("%d distinct sessions", f.sessions/2), fmt.Sprintf("%d distinct sessions", f.sessions)}
+	for i, p := range points {
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %+.1f |\n", p, mib(f.bare[i]), mib(f.sgid[i]), mib(f.sgid[i]-f.bare[i]))
+	}
+	extra := mib(f.sgid[2] - f.bare[2])
+	second := mib((f.sgid[2] - f.bare[2]) - (f.sgid[1] - f.bare[1]))
+	fmt.Fprintf(w, "\nRSS over bare after %d sessions: %+.1f MiB, target <= +32 MiB: %s; the second %d sessions added %+.1f MiB over bare\n",
+		f.sessions, extra, mark(extra <= 32), f.sessions-f.sessions/2, second)
+}
