@@ -22,7 +22,7 @@ import (
 // reads the identity headers the gateway adds, and checks the signed assertion
 // the way an upstream that does not trust its network path would.
 type legacyApp struct {
-	issuers []string // the gateway origins whose assertions the app accepts
+	issuers []string // the gateway origins whose assertions the app accepts; the first is linked to
 	jwksURL string   // where the gateway publishes its assertion keys
 	asked   []string // the fields the gateway asks sgID for (shown, not used to decide anything)
 	client  *http.Client
@@ -59,6 +59,7 @@ type headerRow struct {
 
 type pageData struct {
 	Path      string
+	Gateway   string // the gateway's origin, where logging in and out happen
 	Sub       string
 	Name      string
 	Headers   []headerRow
@@ -88,6 +89,9 @@ func (a *legacyApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := pageData{Path: r.URL.RequestURI(), Asked: a.asked}
+	if len(a.issuers) > 0 {
+		d.Gateway = a.issuers[0]
+	}
 	for name, values := range r.Header {
 		if !strings.HasPrefix(name, "X-Sgid-") || name == "X-Sgid-Assertion" {
 			continue
@@ -236,10 +240,17 @@ td.value { white-space: pre-wrap; } code { font-size: .85rem; } .raw { color: #7
 details code { word-break: break-all; }
 </style></head>
 <body>
-<h1>{{if .Name}}Hello, {{.Name}}{{else if .Sub}}Hello{{else}}Nobody is logged in{{end}}</h1>
+{{if .Verified}}<h1>{{if .Name}}Hello, {{.Name}}{{else}}Hello{{end}}</h1>
 <p class="note">This page is a plain <code>net/http</code> app that knows nothing about sgID. The
 gateway in front of it logged you in and added the headers below to the request for
 <code>{{.Path}}</code>.</p>
+{{else}}<h1>This request did not come through the gateway</h1>
+<p class="bad" id="not-logged-in">Nobody is logged in here: the app has no assertion from the gateway
+that verifies, so it treats the identity headers below as forged, whatever they say.</p>
+<p class="note">This page is a plain <code>net/http</code> app that knows nothing about sgID, reached
+without the gateway in front of it. Log in through the gateway:
+<a href="{{.Gateway}}/">{{.Gateway}}/</a>.</p>
+{{end}}
 
 <h2>Assertion</h2>
 {{if .Verified}}<p class="ok" id="assertion">assertion verified</p>
@@ -273,6 +284,6 @@ across the login and offers it back.</p>
 
 {{if .Assertion}}<details><summary>The raw assertion</summary><p><code>{{.Assertion}}</code></p></details>{{end}}
 
-<p><a href="/.sgid/logout">Log out</a></p>
+<p><a href="{{.Gateway}}/.sgid/logout">Log out</a> (at the gateway)</p>
 </body></html>
 `))

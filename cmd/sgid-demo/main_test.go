@@ -187,8 +187,8 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	resp, body := b.get(d.GatewayURL + "/")
 	resp, body = logIn(t, d, b, resp, body, sgidtest.Personas()[1].ID)
 	appPageShows(t, d, resp, body)
-	if !strings.Contains(body, `href="/.sgid/logout"`) {
-		t.Error("the app's page has no logout link")
+	if !strings.Contains(body, `href="`+d.GatewayURL+`/.sgid/logout"`) {
+		t.Errorf("the app's page has no logout link to %s/.sgid/logout", d.GatewayURL)
 	}
 
 	resp, body = b.get(d.GatewayURL + "/.sgid/logout")
@@ -229,6 +229,20 @@ func TestAppRefusesHeadersThatDidNotComeThroughTheGateway(t *testing.T) {
 			}
 			if strings.Contains(page, "<script>") || !strings.Contains(page, "&lt;script&gt;MALLORY") {
 				t.Error("header value not HTML-escaped")
+			}
+			// The forged name is shown as a header received, never as whom
+			// the gateway logged in.
+			if m := h1RE.FindStringSubmatch(page); m == nil || m[1] != "This request did not come through the gateway" {
+				t.Errorf("heading %q, want it to say the request did not come through the gateway", h1RE.FindString(page))
+			}
+			for _, claim := range []string{"Hello", "logged you in"} {
+				if strings.Contains(page, claim) {
+					t.Errorf("the page says %q to a request that did not come through the gateway", claim)
+				}
+			}
+			// Logging out (or in) happens at the gateway, not at the app's own address.
+			if !strings.Contains(page, `href="`+d.GatewayURL+`/.sgid/logout"`) || strings.Contains(page, `href="/.sgid/logout"`) {
+				t.Errorf("the logout link does not lead to the gateway's %s/.sgid/logout", d.GatewayURL)
 			}
 		})
 	}
