@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/sgidproxy/caddy-sgid/revocation"
 	"github.com/sgidproxy/caddy-sgid/session"
@@ -41,8 +38,16 @@ func (g *Gateway) serveEndpoints(w http.ResponseWriter, r *http.Request) error {
 // keeps the form across it where it can (form.go) or gets a page; anything
 // else (XHR, fetch, API clients) gets 401 with the URL that starts one, since
 // a redirect to sgID is useless to a script.
+//
+// This is the one place that tells them apart: a gRPC call gets its
+// UNAUTHENTICATED status (grpc.go), and a WebSocket handshake, which is never
+// a page (wantsPage), the 401 JSON.
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request) error {
 	returnTo := safeReturnTo(r.URL.RequestURI())
+	if isGRPC(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		return writeGRPCStatus(w, grpcCode(http.StatusUnauthorized), "login required")
+	}
 	if isNavigation(r) {
 		return g.startLogin(w, r, returnTo, "")
 	}
@@ -52,7 +57,7 @@ func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusUnauthorized, map[string]string{
 		"error":     "login_required",
-		"login_url": EndpointPrefix + "login?return_to=" + url.QueryEscape(returnTo),
+		"login_url": loginURL(returnTo),
 	})
 }
 
@@ -68,7 +73,7 @@ func isNavigation(r *http.Request) bool {
 func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo, form string) error {
 	req, err := g.client.NewAuthRequest(g.site.redirect)
 	if err != nil {
-		return g.fail(w, r, outStartFailed, err, "")
+		return g.fail(w, r, outStartFailed, err, returnTo)
 	}
 	att := &session.Attempt{
 		State: req.State, Nonce: req.Nonce, CodeVerifier: req.CodeVerifier,
@@ -79,7 +84,7 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, returnTo, f
 		att.Form, status = form, http.StatusSeeOther // a GET to sgID after the POST
 	}
 	if err := g.codec().WriteAttempt(w, r, att, isSecure(r)); err != nil {
-		return g.fail(w, r, outAttemptNotWritten, err, "")
+		return g.fail(w, r, outAttemptNotWritten, err, returnTo)
 	}
 	metrics.loginsStarted.Inc()
 	w.Header().Set("Cache-Control", "no-store")
@@ -124,7 +129,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 		return g.fail(w, r, outSessionNotWritten, err, att.ReturnTo)
 	}
 	metrics.loginsCompleted.Inc()
-	g.logger.Info("login completed", zap.Duration("sgid_duration", time.Since(started)))
+	g.auditLogin(id.Sub, time.Since(started))
 	w.Header().Set("Cache-Control", "no-store")
 	if f, ok := g.resumed(r, att, id.Sub); ok {
 		return g.formPage(w, f) // the form the login interrupted, for the user to send again
@@ -155,7 +160,10 @@ func (g *Gateway) keep(data map[string]string) map[string]string {
 // sending the user back into the site would only start a new login. With
 // ?everywhere=1 it ends every session of the user for this site, but only
 // from a same-origin POST: a GET shows the page that sends one, so that no
-// other site can sign a user out everywhere.
+// other site can sign a user out everywhere. With ?relogin=<path> ("Log in
+// as someone else") it then starts a new login that returns to path, by the
+// same rule as return_to: another site that links to it gains nothing a link
+// to /.sgid/logout and one to /.sgid/login do not already give it.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 	everywhere := r.URL.Query().Get("everywhere") == "1"
 	w.Header().Set("Cache-Control", "no-store")
@@ -183,6 +191,9 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 		ks.cache.remove(key)
 	}
 	g.codec().Clear(w, r, isSecure(r))
+	if q := r.URL.Query(); q.Has(reloginParam) {
+		return g.startLogin(w, r, safeReturnTo(q.Get(reloginParam)), "")
+	}
 	if rt := r.URL.Query().Get("return_to"); rt != "" {
 		http.Redirect(w, r, safeReturnTo(rt), http.StatusSeeOther)
 		return nil
@@ -195,7 +206,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) error {
 	if everywhere && e != nil { // without a session there is no user to sign out elsewhere
 		msg = "You have logged out of this site everywhere."
 	}
-	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: msg, Link: EndpointPrefix + "login", LinkText: "Log in again"})
+	return writePage(w, http.StatusOK, page{Title: "Logged out", Message: msg, Links: []pageLink{{EndpointPrefix + "login", "Log in again"}}})
 }
 
 // userinfo is the identity as JSON, for same-origin single-page apps. A user
@@ -210,7 +221,7 @@ func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	if !g.admitted(e.data) {
-		return g.denied(w, r)
+		return g.denied(w, r, e.data)
 	}
 	out := map[string]string{"sub": e.data.Sub}
 	for _, f := range g.forward {

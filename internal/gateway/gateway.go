@@ -196,7 +196,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.challenge(w, r)
 	}
 	if !g.admitted(e.data) {
-		return g.denied(w, r)
+		return g.denied(w, r, e.data)
 	}
 	// A new signature is written into the cookie too, so that the session's
 	// next cache miss, here or on another instance, needs none.
@@ -224,10 +224,10 @@ func (g *Gateway) admitted(d *session.Data) bool {
 }
 
 // denied answers a session the require rules refuse: 403, a page for a browser
-// and JSON for a script.
-func (g *Gateway) denied(w http.ResponseWriter, r *http.Request) error {
+// (to log out, or in as someone else, back to this page) and JSON for a script.
+func (g *Gateway) denied(w http.ResponseWriter, r *http.Request, d *session.Data) error {
 	metrics.requireDenied.Inc()
-	return g.fail(w, r, outDenied, nil, "")
+	return g.failFor(w, r, outDenied, nil, r.URL.RequestURI(), d.Sub)
 }
 
 // refresh rewrites the session cookie to slide the idle window. The cached Data is

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +33,27 @@ func TestWantsPageAndIsNavigation(t *testing.T) {
 		}
 		if got := isNavigation(r); got != tt.navi {
 			t.Errorf("%s %v: isNavigation = %t, want %t", tt.method, tt.headers, got, tt.navi)
+		}
+	}
+}
+
+// A user the require rules refuse stays logged in: the page is no dead end,
+// it offers to log out and to log in as someone else, back to this page.
+func TestDeniedPageOffersLogOutAndLogInAsSomeoneElse(t *testing.T) {
+	g, _, cookie := deniedGateway(t)
+	r := failRequest("/admin?x=1")
+	r.Header.Set("Cookie", cookie)
+	rec := httptest.NewRecorder()
+	if err := g.ServeHTTP(rec, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{
+		`<a href="/.sgid/logout">Log out</a>`,
+		`<a href="/.sgid/logout?relogin=%2Fadmin%3Fx%3D1">Log in as someone else</a>`,
+	} {
+		if rec.Code != http.StatusForbidden || !strings.Contains(body, want) {
+			t.Errorf("%d, the page lacks %s: %.500s", rec.Code, want, body)
 		}
 	}
 }

@@ -42,3 +42,21 @@ func safeReturnTo(raw string) string {
 	}
 	return raw
 }
+
+// loginURL starts a login that returns to returnTo: the pages' "Try again",
+// the JSON's login_url.
+func loginURL(returnTo string) string {
+	return EndpointPrefix + "login?return_to=" + url.QueryEscape(safeReturnTo(returnTo))
+}
+
+// switchURL logs out and then starts a login that returns to returnTo: "Log
+// in as someone else". The reserved path cannot be a logout's return_to
+// (safeReturnTo), hence a parameter of its own (logout, endpoints.go), whose
+// target obeys the same rule.
+func switchURL(returnTo string) string {
+	return EndpointPrefix + "logout?" + reloginParam + "=" + url.QueryEscape(safeReturnTo(returnTo))
+}
+
+// reloginParam is logout's parameter that starts a new login after it, and
+// where that login returns.
+const reloginParam = "relogin"

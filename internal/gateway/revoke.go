@@ -45,11 +45,7 @@ func (g *Gateway) revoke(ctx context.Context, e revocation.Entry) {
 				zap.String("reason", e.Reason), zap.Error(err))
 		}
 	}
-	// The audit line: who (the pairwise sub, which is no personal data
-	// beyond this site), what, for how long; never a field's value.
-	g.logger.Info("sessions revoked", zap.String("event", e.Reason), zap.String("site", g.site.origin),
-		zap.String("sub", e.Sub), zap.Bool("session", e.Session != ""), zap.Time("before", e.Before),
-		zap.Time("until", e.Expires), zap.Bool("shared", shared))
+	g.auditRevoked(e, shared)
 }
 
 // spend marks a login attempt's state used, here and, through the store, on
