@@ -3,7 +3,9 @@ package sgidtest
 import (
 	"bytes"
 	"html/template"
+	"maps"
 	"net/http"
+	"unicode/utf8"
 )
 
 // The pages are self-contained (no external assets) so the demo works
@@ -13,7 +15,10 @@ body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; 
 h1 { font-size: 1.4rem; } .note { color: #555; font-size: .9rem; }
 .persona { border: 1px solid #ccc; border-radius: .5rem; padding: .75rem 1rem; margin: .75rem 0; }
 .persona h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
-ul.fields { margin: .2rem 0 .6rem; padding-left: 1.2rem; font-size: .9rem; }
+table.fields { border-collapse: collapse; margin: .2rem 0 .6rem; font-size: .9rem; }
+table.fields th { text-align: left; font-weight: normal; vertical-align: top; padding: .1rem .8rem .1rem 0; white-space: nowrap; }
+table.fields td { white-space: pre-wrap; overflow-wrap: anywhere; padding: .1rem 0; }
+summary { cursor: pointer; }
 .na { color: #888; } code { font-size: .85rem; }
 a.button { display: inline-block; padding: .4rem .9rem; border-radius: .3rem; background: #c8102e; color: #fff; text-decoration: none; }
 a.cancel { display: inline-block; margin-top: 1rem; color: #333; }
@@ -31,10 +36,10 @@ The application asks for {{if .Fields}}these fields: {{range $i, $f := .Fields}}
 {{range .Personas}}
 <div class="persona" id="persona-{{.ID}}">
 <h2>{{.Label}}</h2>
-{{if .Fields}}<ul class="fields">{{range .Fields}}
-<li><code>{{.Name}}</code>{{if .NA}} <span class="na">(NA: no data)</span>{{end}}</li>{{end}}
-</ul>{{end}}
-<a class="button" href="{{.ContinueURL}}">Continue as {{.ID}}</a>
+{{if .Fields}}<table class="fields">{{range .Fields}}
+<tr><th><code>{{.Name}}</code></th><td class="value">{{if .NA}}<span class="na">NA: no data</span>{{else if .Short}}<details><summary>{{.Short}}…</summary>{{.Value}}</details>{{else}}{{.Value}}{{end}}</td></tr>{{end}}
+</table>{{end}}
+<a class="button" href="{{.ContinueURL}}">Continue as {{.Name}}</a>
 </div>
 {{end}}
 <a class="cancel" href="{{.CancelURL}}">Cancel</a>
@@ -53,13 +58,21 @@ redirect URI it can trust for this request. Start the login again from the appli
 </body></html>
 `))
 
+// chooserField is a field the application asked for, with the value the
+// server will release for a persona.
 type chooserField struct {
-	Name string
-	NA   bool
+	Name, Value string
+	NA          bool
+	Short       string // set for a long value: its start, the rest behind a <details>
 }
+
+// chooserLong is how many characters of a value the chooser shows before
+// folding the rest away: JSON records run to kilobytes.
+const chooserLong = 80
 
 type chooserPersona struct {
 	ID, Label   string
+	Name        string // what the person is called, as myinfo.name has it
 	Fields      []chooserField
 	ContinueURL string
 }
@@ -85,11 +98,25 @@ func (s *Server) renderChooser(w http.ResponseWriter, req authRequest, pending s
 		cp := chooserPersona{
 			ID:          p.ID,
 			Label:       p.Label,
+			Name:        p.Data["myinfo.name"],
 			ContinueURL: consentURL(pending, choice{persona: p.ID}),
 		}
+		if cp.Name == "" {
+			cp.Name = p.ID
+		}
+		// What handleUserInfo releases: the persona's data with Options.Data over it.
+		released := p.Data
+		if len(s.data) > 0 {
+			released = maps.Clone(p.Data)
+			maps.Copy(released, s.data)
+		}
 		for _, f := range fields {
-			v, ok := p.Data[f]
-			cp.Fields = append(cp.Fields, chooserField{Name: f, NA: !ok || v == "NA"})
+			v, ok := released[f]
+			cf := chooserField{Name: f, Value: v, NA: !ok || v == "NA"}
+			if utf8.RuneCountInString(v) > chooserLong {
+				cf.Short = string([]rune(v)[:chooserLong])
+			}
+			cp.Fields = append(cp.Fields, cf)
 		}
 		data.Personas = append(data.Personas, cp)
 	}

@@ -8,7 +8,40 @@ import (
 	"testing"
 )
 
-var hrefRE = regexp.MustCompile(`href="([^"]*)"`)
+var (
+	hrefRE     = regexp.MustCompile(`href="([^"]*)"`)
+	fieldRowRE = regexp.MustCompile(`(?s)<tr><th><code>([^<]*)</code></th><td class="value">(.*?)</td></tr>`)
+	detailsRE  = regexp.MustCompile(`(?s)^<details><summary>.*?</summary>(.*)</details>$`)
+	buttonRE   = regexp.MustCompile(`<a class="button" href="[^"]*">([^<]*)</a>`)
+)
+
+// chooserShows reads a persona's part of the chooser page: the fields with
+// the values it shows (unescaped; "NA" for a field without data), and the
+// text of its button.
+func chooserShows(t *testing.T, page, personaID string) (fields map[string]string, button string) {
+	t.Helper()
+	_, section, ok := strings.Cut(page, `<div class="persona" id="persona-`+personaID+`">`)
+	if !ok {
+		t.Fatalf("no section for %s", personaID)
+	}
+	section, _, _ = strings.Cut(section, "</div>")
+	fields = map[string]string{}
+	for _, m := range fieldRowRE.FindAllStringSubmatch(section, -1) {
+		v := m[2]
+		if d := detailsRE.FindStringSubmatch(v); d != nil {
+			v = d[1]
+		}
+		if v == `<span class="na">NA: no data</span>` {
+			v = "NA"
+		}
+		fields[m[1]] = html.UnescapeString(v)
+	}
+	b := buttonRE.FindStringSubmatch(section)
+	if b == nil {
+		t.Fatalf("no button for %s", personaID)
+	}
+	return fields, html.UnescapeString(b[1])
+}
 
 // chooserLinks returns the page's links by what they lead to: a persona ID,
 // or "cancel".
@@ -59,8 +92,45 @@ func TestChooser(t *testing.T) {
 			t.Error("page loads something")
 		}
 		// Only the foreign worker has a work pass: the others show NA.
-		if n := strings.Count(page, "(NA: no data)"); n != len(Personas())-1 {
+		if n := strings.Count(page, `<span class="na">NA: no data</span>`); n != len(Personas())-1 {
 			t.Errorf("%d NA markers, want %d", n, len(Personas())-1)
+		}
+	})
+	t.Run("shows each person by name with the values the fake will release", func(t *testing.T) {
+		// An address has newlines, a JSON record runs long, a work pass is NA
+		// for most: each is shown as the userinfo endpoint will send it.
+		fields := []string{"myinfo.name", "myinfo.registered_address", "myinfo.children_birth_records", "myinfo.workpass_status"}
+		page, _ := showPage(t, "openid "+strings.Join(fields, " "))
+		for _, p := range Personas() {
+			shown, button := chooserShows(t, page, p.ID)
+			if want := "Continue as " + p.Data["myinfo.name"]; button != want {
+				t.Errorf("%s's button says %q, want %q", p.ID, button, want)
+			}
+			for _, f := range fields {
+				if shown[f] != p.Data[f] {
+					t.Errorf("%s: %s shown as %q, want %q", p.ID, f, shown[f], p.Data[f])
+				}
+			}
+		}
+	})
+	t.Run("the values shown are what userinfo releases, with Options.Data", func(t *testing.T) {
+		s := Start(t, Options{Chooser: true, Data: map[string]string{"myinfo.email": "same.for.everyone@example.com"}})
+		p := newPKCE()
+		r := authorize(t, s, authorizeQuery(s, "openid myinfo.name myinfo.email", p))
+		page := string(r.body)
+		shown, _ := chooserShows(t, page, "nur-aisyah")
+		rq := redirectQuery(t, get(t, s.URL()+chooserLinks(t, page)["nur-aisyah"], nil))
+		tok := postToken(t, s, tokenForm(s, rq.Get("code"), p))
+		var tr tokenResponse
+		mustUnmarshal(t, tok.body, &tr)
+		released := decryptUserInfo(t, fetchUserInfo(t, s, tr.AccessToken), s.ClientKey())
+		for _, f := range []string{"myinfo.name", "myinfo.email"} {
+			if shown[f] != released[f] {
+				t.Errorf("%s: the chooser shows %q, userinfo releases %q", f, shown[f], released[f])
+			}
+		}
+		if released["myinfo.email"] != "same.for.everyone@example.com" {
+			t.Errorf("userinfo released %q, not Options.Data's email", released["myinfo.email"])
 		}
 	})
 	t.Run("continue logs in as the chosen persona", func(t *testing.T) {
