@@ -141,6 +141,18 @@ type entryKey struct {
 	before, expires      int64 // unix nanoseconds; before 0 when zero
 }
 
+// entry is the Entry k is the key of, its times in UTC.
+func (k entryKey) entry() Entry {
+	e := Entry{Session: k.session, Sub: k.sub, Reason: k.reason, Expires: time.Unix(0, k.expires).UTC()}
+	if k.before != 0 {
+		e.Before = time.Unix(0, k.before).UTC()
+	}
+	return e
+}
+
+// expired is Entry.expired, without making the Entry.
+func (k entryKey) expired(now time.Time) bool { return now.UnixNano() >= k.expires }
+
 func (e Entry) key() entryKey {
 	k := entryKey{session: e.Session, sub: e.Sub, reason: e.Reason, expires: e.Expires.UnixNano()}
 	if !e.Before.IsZero() {
@@ -175,18 +187,37 @@ func entryName(expires time.Time, value []byte) string {
 	return strconv.FormatInt(ms, 10) + "-" + hex.EncodeToString(sum[:16])
 }
 
-// nameExpiry reads the expiry back from an entry's name. It is false for a
-// name this package did not make, which stores leave alone.
-func nameExpiry(name string) (time.Time, bool) {
+// nameKey is an entry's name in 24 bytes: what a store that holds many
+// entries keys them by.
+type nameKey struct {
+	ms     int64 // the expiry, unix milliseconds
+	digest [16]byte
+}
+
+// parseName reads an entry's name back. It is false for a name this package
+// did not make, which stores leave alone.
+func parseName(name string) (nameKey, bool) {
 	ms, digest, ok := strings.Cut(name, "-")
-	if !ok || len(digest) != 32 {
-		return time.Time{}, false
+	var k nameKey
+	if !ok || len(digest) != 2*len(k.digest) {
+		return k, false
 	}
 	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil || n <= 0 {
-		return time.Time{}, false
+		return k, false
 	}
-	return time.UnixMilli(n), true
+	if _, err := hex.Decode(k.digest[:], []byte(digest)); err != nil {
+		return k, false
+	}
+	k.ms = n
+	return k, true
+}
+
+// nameExpiry reads the expiry back from an entry's name. It is false for a
+// name this package did not make, which stores leave alone.
+func nameExpiry(name string) (time.Time, bool) {
+	k, ok := parseName(name)
+	return time.UnixMilli(k.ms), ok
 }
 
 // decodeEntry parses a stored entry and checks it against its name, so a

@@ -35,8 +35,8 @@ type List struct {
 	synced atomic.Int64 // unix nanoseconds of the last Merge; 0 before the first
 
 	mu     sync.Mutex
-	held   map[entryKey]*held
-	merges uint64 // Merges so far
+	held   map[entryKey]held // the entries, each rebuilt from its key (entryKey.entry)
+	merges uint64            // Merges so far
 	now    func() time.Time
 	grace  time.Duration
 }
@@ -48,17 +48,18 @@ type view struct {
 	before   time.Time            // the latest Before of every-user entries
 }
 
+// held is what the List keeps of an entry beside its key: small, held by
+// value, since an instance may hold tens of thousands of entries.
 type held struct {
-	entry Entry
-	since time.Time // when this List first held the entry, or last saw it in a snapshot
-	local bool      // added through Add on this instance
-	seen  uint64    // the last Merge whose snapshot held it
+	since int64  // unix nanoseconds: when this List first held the entry, or last saw it in a snapshot
+	seen  uint64 // the last Merge whose snapshot held it
+	local bool   // added through Add on this instance
 }
 
 // NewList returns an empty List. Until its first Merge it knows only local
 // adds; LastSync tells a caller so.
 func NewList() *List {
-	l := &List{held: make(map[entryKey]*held), now: time.Now, grace: Grace}
+	l := &List{held: make(map[entryKey]held), now: time.Now, grace: Grace}
 	l.view.Store(&view{})
 	return l
 }
@@ -97,9 +98,10 @@ func (l *List) Add(e Entry) error {
 	defer l.mu.Unlock()
 	if h, ok := l.held[k]; ok {
 		h.local = true
+		l.held[k] = h
 		return nil
 	}
-	l.held[k] = &held{entry: e, since: now, local: true}
+	l.held[k] = held{since: now.UnixNano(), local: true}
 	old := l.view.Load()
 	v := &view{sessions: old.sessions, subs: old.subs, before: old.before}
 	switch {
@@ -143,15 +145,15 @@ func (l *List) Merge(snapshot []Entry) (missing []Entry) {
 			continue
 		}
 		k := e.key()
-		if h, ok := l.held[k]; ok {
-			h.since, h.seen = now, l.merges
-		} else {
-			l.held[k] = &held{entry: e, since: now, seen: l.merges}
+		h, ok := l.held[k]
+		if !ok {
 			changed = true
 		}
+		h.since, h.seen = now.UnixNano(), l.merges
+		l.held[k] = h
 	}
 	for k, h := range l.held {
-		if h.entry.expired(now) {
+		if k.expired(now) {
 			delete(l.held, k)
 			changed = true
 			continue
@@ -161,8 +163,8 @@ func (l *List) Merge(snapshot []Entry) (missing []Entry) {
 		}
 		// Near its expiry, stores whose clocks run ahead drop an entry
 		// first; giving it back would only be dropped again.
-		if now.Sub(h.since) >= l.grace && h.entry.Expires.Sub(now) > l.grace {
-			missing = append(missing, h.entry)
+		if now.Sub(time.Unix(0, h.since)) >= l.grace && time.Unix(0, k.expires).Sub(now) > l.grace {
+			missing = append(missing, k.entry())
 		}
 	}
 	if changed {
@@ -175,8 +177,8 @@ func (l *List) Merge(snapshot []Entry) (missing []Entry) {
 // rebuild publishes a view of l.held. It must be called with l.mu held.
 func (l *List) rebuild() {
 	v := &view{sessions: make(map[string]struct{}), subs: make(map[string]time.Time)}
-	for _, h := range l.held {
-		e := h.entry
+	for k := range l.held {
+		e := k.entry()
 		switch {
 		case e.Session != "":
 			v.sessions[e.Session] = struct{}{}
@@ -210,9 +212,9 @@ func (l *List) Local() []Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Entry
-	for _, h := range l.held {
-		if h.local && !h.entry.expired(now) {
-			out = append(out, h.entry)
+	for k, h := range l.held {
+		if h.local && !k.expired(now) {
+			out = append(out, k.entry())
 		}
 	}
 	return out

@@ -32,7 +32,7 @@ type storageStore struct {
 	closed   atomic.Bool
 
 	mu        sync.Mutex
-	cache     map[string]Entry // by name; names are immutable, so never stale
+	cache     map[nameKey]entryKey // by name; names are immutable, so never stale
 	lastSweep time.Time
 }
 
@@ -47,7 +47,7 @@ func NewStorage(storage certmagic.Storage, prefix string) Store {
 		spentDir: prefix + spentDir,
 		keptDir:  prefix + keptDir,
 		now:      time.Now,
-		cache:    make(map[string]Entry),
+		cache:    make(map[nameKey]entryKey),
 	}
 }
 
@@ -66,9 +66,11 @@ func (s *storageStore) Add(ctx context.Context, e Entry) error {
 		return fmt.Errorf("storing revocation: %w", err)
 	}
 	// What this instance wrote it need not load back at the next poll.
-	s.mu.Lock()
-	s.cache[name] = e
-	s.mu.Unlock()
+	if k, ok := parseName(name); ok {
+		s.mu.Lock()
+		s.cache[k] = e.key()
+		s.mu.Unlock()
+	}
 	return nil
 }
 
@@ -83,21 +85,21 @@ func (s *storageStore) Snapshot(ctx context.Context) ([]Entry, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	listed := make(map[string]struct{}, len(keys))
+	listed := make(map[nameKey]struct{}, len(keys))
 	var out []Entry
 	for _, key := range keys {
 		name := path.Base(key)
-		expires, ok := nameExpiry(name)
+		nk, ok := parseName(name)
 		if !ok {
 			continue // not ours: leave it alone
 		}
-		if !now.Before(expires) {
+		if !now.Before(time.UnixMilli(nk.ms)) {
 			// Whoever polls first deletes; a failure is retried next poll.
 			_ = s.storage.Delete(ctx, key)
 			continue
 		}
-		listed[name] = struct{}{}
-		e, ok := s.cache[name]
+		listed[nk] = struct{}{}
+		k, ok := s.cache[nk]
 		if !ok {
 			value, err := s.storage.Load(ctx, key)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -106,20 +108,22 @@ func (s *storageStore) Snapshot(ctx context.Context) ([]Entry, error) {
 			if err != nil {
 				return nil, fmt.Errorf("loading revocation %s: %w", name, err)
 			}
-			if e, err = decodeEntry(name, value); err != nil {
+			e, err := decodeEntry(name, value)
+			if err != nil {
 				// Not cached: a value being written elsewhere may read
 				// whole at the next poll.
 				continue
 			}
-			s.cache[name] = e
+			k = e.key()
+			s.cache[nk] = k
 		}
-		if !e.expired(now) {
-			out = append(out, e)
+		if !k.expired(now) {
+			out = append(out, k.entry())
 		}
 	}
-	for name := range s.cache {
-		if _, ok := listed[name]; !ok {
-			delete(s.cache, name)
+	for nk := range s.cache {
+		if _, ok := listed[nk]; !ok {
+			delete(s.cache, nk)
 		}
 	}
 	if now.Sub(s.lastSweep) >= sweepEvery {

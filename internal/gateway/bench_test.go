@@ -98,7 +98,7 @@ func benchSessionRequests(b *testing.B, cold bool, revoked int) {
 		}
 		last = reqs[i%batch]
 		if cold {
-			clear(h.keys.Load().cache.m)
+			h.keys.Load().cache.clear()
 		}
 		if err := h.ServeHTTP(w, last, next); err != nil {
 			b.Fatal(err)

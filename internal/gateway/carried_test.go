@@ -94,7 +94,7 @@ func TestCacheMissWithACarriedAssertionSignsNothing(t *testing.T) {
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	serve := func(cookie string) (assertion string, set []*http.Cookie) {
 		t.Helper()
-		clear(g.keys.Load().cache.m) // every request a cache miss
+		g.keys.Load().cache.clear() // every request a cache miss
 		r := benchRequest(cookie)
 		w := httptest.NewRecorder()
 		if err := g.ServeHTTP(w, r, next); err != nil {

@@ -95,7 +95,8 @@ type Gateway struct {
 	codecConfig session.Config         // what every keySet's codec is made with, but the secrets
 	site        *Site
 	forward     []Forward
-	layout      claimLayout // the assertion's claims, in order
+	slots       []headerSlot // the identity headers (identity.go)
+	layout      claimLayout  // the assertion's claims, in order
 	require     []Requirement
 	owned       map[string]bool // header names the gateway owns, normalized
 	revocations *revocation.List
@@ -159,6 +160,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.owned[NormalizeHeader(f.Header)] = true
 	}
 	g.layout = newClaimLayout(g.forward)
+	g.slots = newSlots(g.forward)
 	return g, nil
 }
 

@@ -12,15 +12,30 @@ import (
 	"go.uber.org/zap"
 )
 
-// defaultCacheSize bounds the decoded-session cache: at about 1 KB an entry
-// (session, encoded headers, assertion) it holds a few MB at most.
-const defaultCacheSize = 4096
+// cacheBudget bounds the decoded-session cache by the memory its entries
+// hold, estimated from what each one keeps (entrySize), not by their number:
+// a session may hold up to session.MaxSessionData bytes of fields, and its
+// assertion carries them again, so a count would let large sessions hold
+// five times as much. 4 MiB is about 2,800 sessions of two short fields
+// (1.5 KB each with their assertion) and 500 of the largest.
+const cacheBudget = 4 << 20
+
+// entryOverhead is what an entry holds apart from its strings' bytes (the
+// structs, the session's field map, the cache's slot), and entrySize adds a
+// tenth for allocation size classes: both fitted to the heap an entry takes,
+// which TestCacheEntrySizeIsItsHeap measures.
+const entryOverhead = 800
 
 // cacheEntry is a decoded session with everything derived from it that is the
 // same on every request: the encoded header values and the signed assertion.
 type cacheEntry struct {
-	data    *session.Data // read-only once cached
-	headers []headerValue // sub first, then the forwarded fields
+	data *session.Data // read-only once cached
+	// The header values, one per g.slots (the sub, then each forwarded
+	// field), encoded and boxed once for the replacer; nil where the session
+	// lacks the field.
+	slots  []headerSlot
+	values []any
+	size   int // entrySize, for the cache's budget
 
 	// signed is the current assertion, read without a lock on every request;
 	// mu serialises re-signing, so that concurrent requests sign once.
@@ -43,10 +58,21 @@ func (e *cacheEntry) current(now time.Time) (string, bool) {
 	return "", false
 }
 
-type headerValue struct {
-	name, value string
-	placeholder string // http.auth.user.<field>
-	boxed       any    // value, boxed once for the replacer instead of on every request
+// headerSlot is one identity header of the configuration: made once at New,
+// shared by every entry.
+type headerSlot struct {
+	field       string // "sub" or the scope name
+	name        string // the header
+	placeholder string // http.auth.user.id or http.auth.user.<field>
+}
+
+// newSlots is the sub's slot, then one per forwarded field, in order.
+func newSlots(forward []Forward) []headerSlot {
+	slots := []headerSlot{{field: "sub", name: SubHeader, placeholder: userPlaceholderPrefix + "id"}}
+	for _, f := range forward {
+		slots = append(slots, headerSlot{field: f.Field, name: f.Header, placeholder: userPlaceholderPrefix + f.Field})
+	}
+	return slots
 }
 
 // placeholder provides this session's http.auth.user.* placeholders to the
@@ -56,31 +82,49 @@ func (e *cacheEntry) placeholder(key string) (any, bool) {
 	if !strings.HasPrefix(key, userPlaceholderPrefix) {
 		return nil, false
 	}
-	for _, hv := range e.headers {
-		if hv.placeholder == key {
-			return hv.boxed, true
+	for i, s := range e.slots {
+		if s.placeholder == key && e.values[i] != nil {
+			return e.values[i], true
 		}
 	}
 	return nil, false
 }
 
-func newHeaderValue(name, raw, placeholder string) headerValue {
-	v := encodeHeaderValue(raw)
-	return headerValue{name: name, value: v, placeholder: placeholder, boxed: v}
+// entrySize estimates the heap e holds: the overhead, and its strings'
+// bytes, the assertion's included, plus a tenth.
+func entrySize(e *cacheEntry) int {
+	d := e.data
+	n := len(d.ID) + len(d.Sub) + len(d.Carried)
+	for k, v := range d.Fields {
+		n += len(k) + len(v)
+	}
+	for i, v := range e.values {
+		if v != nil && v.(string) != fieldOrSub(d, e.slots[i].field) {
+			n += len(v.(string)) // encoded: a copy of its own
+		}
+	}
+	if a := e.signed.Load(); a != nil {
+		n += len(a.token)
+	} else {
+		n += 2*n + 300 // signed on its first request: about what a carried one takes
+	}
+	return entryOverhead + n*11/10
 }
 
 // sessionCache maps a session cookie's fingerprint to its decoded entry, so an
 // authenticated request costs a hash and a map lookup instead of a decryption
-// and a signature. Eviction is arbitrary (Go's map order) when full: cheap, and
-// an evicted session only costs one decode.
+// and a signature. Its entries hold at most budget bytes (entrySize).
+// Eviction is arbitrary (Go's map order) when full: cheap, and an evicted
+// session only costs one decode.
 type sessionCache struct {
-	mu  sync.RWMutex
-	m   map[[32]byte]*cacheEntry
-	max int
+	mu     sync.RWMutex
+	m      map[[32]byte]*cacheEntry
+	bytes  int // the entries' sizes
+	budget int
 }
 
-func newSessionCache(max int) *sessionCache {
-	return &sessionCache{m: make(map[[32]byte]*cacheEntry, max), max: max}
+func newSessionCache(budget int) *sessionCache {
+	return &sessionCache{m: make(map[[32]byte]*cacheEntry), budget: budget}
 }
 
 func (c *sessionCache) get(key [32]byte) *cacheEntry {
@@ -90,23 +134,42 @@ func (c *sessionCache) get(key [32]byte) *cacheEntry {
 	return e
 }
 
+// put adds e, first evicting to seven eighths of the budget if e would not
+// fit, so that a full cache evicts in batches rather than on every miss.
 func (c *sessionCache) put(key [32]byte, e *cacheEntry) {
 	c.mu.Lock()
-	if len(c.m) >= c.max {
-		for k := range c.m {
+	if old, ok := c.m[key]; ok {
+		c.bytes -= old.size
+		delete(c.m, key)
+	}
+	if c.bytes+e.size > c.budget {
+		for k, old := range c.m {
 			delete(c.m, k)
-			if len(c.m) < c.max*7/8 {
+			c.bytes -= old.size
+			if c.bytes+e.size <= c.budget*7/8 {
 				break
 			}
 		}
 	}
 	c.m[key] = e
+	c.bytes += e.size
 	c.mu.Unlock()
 }
 
 func (c *sessionCache) remove(key [32]byte) {
 	c.mu.Lock()
-	delete(c.m, key)
+	if old, ok := c.m[key]; ok {
+		c.bytes -= old.size
+		delete(c.m, key)
+	}
+	c.mu.Unlock()
+}
+
+// clear empties the cache (tests and benchmarks: every request a miss).
+func (c *sessionCache) clear() {
+	c.mu.Lock()
+	clear(c.m)
+	c.bytes = 0
 	c.mu.Unlock()
 }
 
@@ -142,21 +205,19 @@ func (g *Gateway) lookup(r *http.Request) *cacheEntry {
 }
 
 func (g *Gateway) newEntry(d *session.Data) *cacheEntry {
-	e := &cacheEntry{data: d, headers: make([]headerValue, 0, len(g.forward)+1)}
+	e := &cacheEntry{data: d, slots: g.slots, values: make([]any, len(g.slots))}
 	// The assertion the cookie carries, if it is this signer's and still
 	// current: a session's first request on this instance, or after its
 	// entry was evicted, then needs no signature.
 	if token, iat, ok := g.signer().fromCarried(d, g.layout, g.site.origin, g.site.audience, g.assertTTL); ok {
 		e.signed.Store(&signedAssertion{token: token, renew: iat.Add(g.assertTTL / 2), carried: d.Carried})
 	}
-	e.headers = append(e.headers, newHeaderValue(SubHeader, d.Sub, userPlaceholderPrefix+"id"))
-	for _, f := range g.forward {
-		v, ok := fieldValue(d, f.Field)
-		if !ok {
-			continue
+	for i, s := range g.slots {
+		if v, ok := fieldValue(d, s.field); ok {
+			e.values[i] = encodeHeaderValue(v)
 		}
-		e.headers = append(e.headers, newHeaderValue(f.Header, v, userPlaceholderPrefix+f.Field))
 	}
+	e.size = entrySize(e)
 	return e
 }
 
@@ -168,6 +229,12 @@ func fieldValue(d *session.Data, field string) (string, bool) {
 	return v, ok
 }
 
+// fieldOrSub is fieldValue's value alone.
+func fieldOrSub(d *session.Data, field string) string {
+	v, _ := fieldValue(d, field)
+	return v
+}
+
 // identify attaches the identity: headers for the upstream, placeholders for the
 // rest of the Caddy config and the access log's user_id. resigned reports a
 // new signature, which the session cookie should now carry.
@@ -175,10 +242,13 @@ func (g *Gateway) identify(r *http.Request, e *cacheEntry) (resigned bool) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	// One backing array for every header's value slice; each is capped at one
 	// element so that a later handler's append cannot reach its neighbour.
-	values := make([]string, len(e.headers)+1)
-	for i, hv := range e.headers {
-		values[i] = hv.value
-		r.Header[hv.name] = values[i : i+1 : i+1]
+	values := make([]string, len(e.values)+1)
+	for i, v := range e.values {
+		if v == nil {
+			continue
+		}
+		values[i] = v.(string)
+		r.Header[e.slots[i].name] = values[i : i+1 : i+1]
 	}
 	if repl != nil {
 		// A provider, not a Set per field: reverse_proxy and the server Set
@@ -189,8 +259,8 @@ func (g *Gateway) identify(r *http.Request, e *cacheEntry) (resigned bool) {
 	}
 	a, resigned := g.assertionFor(e)
 	if a != "" {
-		values[len(e.headers)] = a
-		r.Header[AssertionHeader] = values[len(e.headers):]
+		values[len(e.values)] = a
+		r.Header[AssertionHeader] = values[len(e.values):]
 	}
 	return resigned
 }

@@ -44,7 +44,7 @@ func (g *Gateway) SetKeys(k Keys) error {
 	if err != nil {
 		return err
 	}
-	g.keys.Store(&keySet{codec: codec, signer: s, cache: newSessionCache(defaultCacheSize)})
+	g.keys.Store(&keySet{codec: codec, signer: s, cache: newSessionCache(cacheBudget)})
 	return nil
 }
 
