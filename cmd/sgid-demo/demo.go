@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,11 @@ type Options struct {
 	Port     int // the gateway
 	SgIDPort int // the fake sgID server
 	AppPort  int // the legacy app, reachable directly too
+
+	// Caddyfile, when set, is an operator's Caddyfile to run against the
+	// fake sgID server instead of the demo's gateway and app (try.go); Port
+	// and AppPort are then not used.
+	Caddyfile string
 }
 
 // Demo is a running demo: a fake sgID server, Caddy with the sgid handler, and a
@@ -56,6 +63,7 @@ type Demo struct {
 	app       *http.Server
 	appDone   chan struct{}
 	storage   string
+	try       *trying // in the try mode
 	oldEnv    map[string]*string
 	caddyUp   bool
 	closeOnce sync.Once
@@ -71,7 +79,11 @@ func Start(opts Options) (*Demo, error) {
 		return nil, errors.New("a demo is already running in this process (Caddy runs one config at a time)")
 	}
 	d := &Demo{oldEnv: map[string]*string{}}
-	if err := d.start(opts); err != nil {
+	start := d.start
+	if opts.Caddyfile != "" {
+		start = d.startTry
+	}
+	if err := start(opts); err != nil {
 		d.Close() // undoes whatever start got done
 		return nil, err
 	}
@@ -132,12 +144,7 @@ func (d *Demo) start(opts Options) error {
 	// Caddy reads {$VAR} while adapting and {env.VAR} while provisioning, both
 	// from the process environment.
 	for _, kv := range env {
-		if old, ok := os.LookupEnv(kv[0]); ok {
-			d.oldEnv[kv[0]] = &old
-		} else {
-			d.oldEnv[kv[0]] = nil
-		}
-		if err := os.Setenv(kv[0], kv[1]); err != nil {
+		if err := d.setenv(kv[0], kv[1]); err != nil {
 			return err
 		}
 	}
@@ -211,10 +218,11 @@ func askedFields(cfgJSON []byte) ([]string, error) {
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		return nil, fmt.Errorf("reading the adapted config: %w", err)
 	}
-	h := findHandler(cfg, "sgid")
-	if h == nil {
+	hs := findHandlers(cfg, "sgid")
+	if len(hs) == 0 {
 		return nil, errors.New("the Caddyfile has no sgid handler")
 	}
+	h := hs[0]
 	scopes := []string{"openid", "myinfo.name"} // the handler's default
 	if raw, ok := h["scopes"].([]any); ok {
 		scopes = scopes[:0]
@@ -233,27 +241,25 @@ func askedFields(cfgJSON []byte) ([]string, error) {
 	return fields, nil
 }
 
-// findHandler walks a JSON value depth first for an object whose "handler" is
-// name: the Caddyfile adapter nests handlers in subroutes.
-func findHandler(v any, name string) map[string]any {
+// findHandlers walks a JSON value depth first for the objects whose "handler"
+// is name, in the order of the config's arrays: the Caddyfile adapter nests
+// handlers in subroutes.
+func findHandlers(v any, name string) []map[string]any {
+	var out []map[string]any
 	switch v := v.(type) {
 	case map[string]any:
 		if v["handler"] == name {
-			return v
+			return []map[string]any{v}
 		}
-		for _, c := range v {
-			if h := findHandler(c, name); h != nil {
-				return h
-			}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			out = append(out, findHandlers(v[k], name)...)
 		}
 	case []any:
 		for _, c := range v {
-			if h := findHandler(c, name); h != nil {
-				return h
-			}
+			out = append(out, findHandlers(c, name)...)
 		}
 	}
-	return nil
+	return out
 }
 
 func listen(port int, what string) (net.Listener, error) {

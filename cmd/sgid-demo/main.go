@@ -6,6 +6,13 @@
 // 127.0.0.1; Ctrl-C stops it.
 //
 //	go run ./cmd/sgid-demo [-port 8080] [-sgid-port 0] [-app-port 0]
+//
+// With -caddyfile it runs an operator's own Caddyfile instead, against the
+// fake sgID server, before there are sgID credentials: it sets the {env.*}
+// credentials the Caddyfile's sgid blocks name to the fake's, points their
+// hostname at the fake, and says what it set (try.go).
+//
+//	go run ./cmd/sgid-demo -caddyfile ./Caddyfile [-sgid-port 0]
 package main
 
 import (
@@ -24,13 +31,23 @@ func main() {
 	flag.IntVar(&opts.Port, "port", 8080, "the gateway's port on 127.0.0.1 (0: any free port)")
 	flag.IntVar(&opts.SgIDPort, "sgid-port", 0, "the fake sgID server's port (0: any free port)")
 	flag.IntVar(&opts.AppPort, "app-port", 0, "the legacy app's port (0: any free port)")
+	flag.StringVar(&opts.Caddyfile, "caddyfile", "", "run this Caddyfile (yours) against the fake sgID server, instead of the demo's gateway and app")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: sgid-demo [flags]\n\n"+
-			"Runs sgID login (against a fake sgID server) in front of a small app, all on 127.0.0.1.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: sgid-demo [flags]\n"+
+			"       sgid-demo -caddyfile FILE [-sgid-port N]\n\n"+
+			"Runs sgID login (against a fake sgID server) in front of a small app, all on 127.0.0.1;\n"+
+			"with -caddyfile, runs your Caddyfile against the fake sgID server, its credentials set to the fake's.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 {
+	usageError := flag.NArg() > 0
+	if opts.Caddyfile != "" {
+		flag.Visit(func(f *flag.Flag) {
+			// The Caddyfile says where the gateway listens, and there is no app.
+			usageError = usageError || f.Name == "port" || f.Name == "app-port"
+		})
+	}
+	if usageError {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -59,7 +76,11 @@ func run(ctx context.Context, opts Options, stdout io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	d.intro(stdout)
+	if d.try != nil {
+		d.tryIntro(stdout)
+	} else {
+		d.intro(stdout)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nStopping.")
 	return d.Close()
