@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need: staticcheck (Go module proxy), Debian's
 # redis-server (the revocation store's tests run a real one, through
-# internal/redistest), Debian's chromium (the form replay's browser tests,
+# internal/redistest), systemd-analyze from Debian's systemd (it verifies
+# examples/caddy-sgid.service; nothing is started), Debian's chromium (the form replay's browser tests,
 # test/e2e/form_browser_test.go, drive it headless), and what the upstream verification snippets in
 # examples/verify/ need, so that
 # examples_test.go can run every one of them: PHP (with its openssl
@@ -31,6 +32,11 @@ if [ ! -x /usr/bin/redis-server ]; then
 	# The tests start it themselves on a free loopback port (internal/redistest);
 	# the service the package may enable is not used.
 	packages+=(redis-server)
+fi
+
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+	# test/e2e/examples_deploy_test.go runs `systemd-analyze verify` on the unit.
+	packages+=(systemd)
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
