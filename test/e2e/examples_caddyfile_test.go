@@ -30,6 +30,7 @@ import (
 // exampleCaddyfiles are the integration patterns examples/ must show, one file
 // each.
 var exampleCaddyfiles = []string{
+	"branded-pages",
 	"headers",
 	"hs256",
 	"multi-instance",
@@ -59,6 +60,13 @@ func TestExampleCaddyfilesAreTheListedPatterns(t *testing.T) {
 
 func TestExampleCaddyfilesAdaptAndProvision(t *testing.T) {
 	checks := map[string]func(t *testing.T, hs []caddysgid.Handler, cfg map[string]any){
+		"branded-pages": func(t *testing.T, _ []caddysgid.Handler, cfg map[string]any) {
+			for _, srv := range dig(cfg, "apps", "http", "servers").(map[string]any) {
+				if dig(srv, "errors", "routes") == nil {
+					t.Error("want a handle_errors route")
+				}
+			}
+		},
 		"headers": func(t *testing.T, hs []caddysgid.Handler, _ map[string]any) {
 			if len(hs[0].Forward) == 0 || len(hs[0].Require) == 0 {
 				t.Error("want forward and require rules")
