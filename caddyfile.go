@@ -54,7 +54,24 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // required must be in scope. session_lifetime, idle_timeout and
 // assertion_lifetime are at least 1s, idle_timeout at most the session
 // lifetime, clock_skew at most 10m. An error names the line of the
-// subdirective at fault, or of sgid when a required one is missing.
+// subdirective at fault, or of sgid when a required one is missing; an
+// unrecognized subdirective gets the nearest one as a hint ("did you mean
+// client_id?"), and a private_key or signing_key that is a file's path
+// (/etc/sgid/private.pem) is refused with the {file.*} placeholder that reads
+// it. A scope outside sgID's data catalog (catalog.go) is a WARN at
+// provisioning, with the nearest catalog name, not an error: sgID adds
+// scopes over time.
+//
+// Provisioning (caddy validate) also refuses an sgid that the login's
+// requests cannot reach: a request for /.sgid/callback, /.sgid/login and
+// /.sgid/logout on the site's host is run through the matchers of every
+// route around sgid, and one that leaves it out (route /app/* { sgid ... })
+// is an error naming that matcher (reach.go). Matchers that read more than
+// the path, host, method and scheme (expression, header, remote_ip...) are
+// taken to match, and a second sgid of the same site after one they reach
+// (a site-wide sgid, then handle /admin/* { sgid { require ... } }) is
+// accepted. Every {env.*} or {file.*} placeholder that is empty or
+// unset is named in one error, by name.
 //
 // The site (the origin of redirect_uri) is fixed when Caddy provisions the
 // handler: the assertion's iss, what the cookies are bound to, and the only
@@ -217,7 +234,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		default:
-			return d.Errf("unrecognized subdirective %q", name)
+			return d.Errf("unrecognized subdirective %q%s", name, didYouMean(name, subdirectives))
 		}
 		for range values {
 			at[name] = append(at[name], tok)
@@ -229,6 +246,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return errorAt(directive, at, err)
 	}
 	return nil
+}
+
+// subdirectives are the names UnmarshalCaddyfile's switch accepts, for the
+// hint an unrecognized one gets; caddyfile_docs_test.go keeps the two equal.
+var subdirectives = []string{
+	"client_id", "client_secret", "private_key", "hostname", "redirect_uri", "scope",
+	"forward", "require", "anonymous", "session_secret", "signing_key", "signing_secret",
+	"audience", "cookie_name", "session_lifetime", "idle_timeout", "assertion_lifetime",
+	"timeout", "clock_skew", "revocation_store", "revocation_poll", "form_replay",
 }
 
 // errorAt puts the line of the subdirective a Validate error concerns on the

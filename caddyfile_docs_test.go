@@ -89,6 +89,10 @@ func TestUnmarshalCaddyfileDocListsEverySubdirective(t *testing.T) {
 			t.Errorf("the UnmarshalCaddyfile doc comment lists %q, but the parser does not accept it", s)
 		}
 	}
+	// The list an unrecognized subdirective's hint is chosen from.
+	if got, want := slices.Sorted(slices.Values(subdirectives)), slices.Sorted(slices.Values(accepted)); !slices.Equal(got, want) {
+		t.Errorf("subdirectives (the did-you-mean list) is %v; the parser accepts %v", got, want)
+	}
 	slices.Sort(repeatable)
 	slices.Sort(documentedRepeatable)
 	if !slices.Equal(repeatable, documentedRepeatable) {

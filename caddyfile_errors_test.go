@@ -36,6 +36,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		line      int
 	}{
 		{name: "unknown subdirective", caddyfile: withCreds("\t\tclient_name x\n"), want: `unrecognized subdirective "client_name"`, line: 6},
+		{name: "misspelt subdirective", caddyfile: withCreds("\t\tanonymous\n\t\tclient_ID x\n"), want: `unrecognized subdirective "client_ID"; did you mean "client_id"?`, line: 7},
+		{name: "subdirective with a letter left out", caddyfile: withCreds("\t\tsesion_secret {env.S}\n"), want: `unrecognized subdirective "sesion_secret"; did you mean "session_secret"?`, line: 6},
+		{name: "private_key a bare path", caddyfile: site(idLine + secretLine + "\t\tprivate_key /etc/sgid/private.pem\n"), want: "private_key is the path /etc/sgid/private.pem, not the key's PEM text: write {file./etc/sgid/private.pem} to read the file", line: 5},
+		{name: "private_key a relative path", caddyfile: site(idLine + "\t\tprivate_key private.pem\n" + secretLine), want: "write {file.private.pem}", line: 4},
+		{name: "signing_key a bare path", caddyfile: withCreds("\t\tsigning_key {file./k.pem} ./assertion.pem\n"), want: "signing_key #2 is the path ./assertion.pem, not the key's PEM text: write {file../assertion.pem}", line: 6},
 		{name: "missing client_id", caddyfile: site(secretLine + keyLine), want: "client_id is required", line: 2},
 		{name: "missing client_secret", caddyfile: site(idLine + keyLine), want: "client_secret is required", line: 2},
 		{name: "missing private_key", caddyfile: site(idLine + secretLine), want: "private_key is required", line: 2},

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
 	"github.com/caddyserver/certmagic"
 
@@ -45,6 +46,32 @@ func validateSgidConfig(t *testing.T, handler map[string]any) (string, error) {
 		t.Fatal(err)
 	}
 	// Validating points CertMagic's default storage at the temporary directory.
+	prev := certmagic.Default.Storage
+	t.Cleanup(func() { certmagic.Default.Storage = prev })
+	return dir, caddy.Validate(&cfg)
+}
+
+// validateCaddyfile adapts sites (a Caddyfile without global options) and
+// provisions it as `caddy validate` does, with storage in a temporary
+// directory and a client key in {env.SGID_TEST_PRIVATE_KEY}. It returns the
+// storage directory; the error is the adapter's or the provisioning's.
+func validateCaddyfile(t *testing.T, sites string) (string, error) {
+	t.Helper()
+	key, err := sgidtest.NewRSAKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SGID_TEST_PRIVATE_KEY", sgidtest.EncodePKCS8(key))
+	dir := t.TempDir()
+	body := "{\n\tadmin off\n\tstorage file_system " + dir + "\n}\n" + sites
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return dir, err
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(adapted, &cfg); err != nil {
+		t.Fatal(err)
+	}
 	prev := certmagic.Default.Storage
 	t.Cleanup(func() { certmagic.Default.Storage = prev })
 	return dir, caddy.Validate(&cfg)

@@ -2,22 +2,17 @@ package caddysgid
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
-	"github.com/caddyserver/certmagic"
 
 	"github.com/sgidproxy/caddy-sgid/session"
-	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
 // validateWithLines adapts a Caddyfile whose sgid block holds lines and
@@ -25,38 +20,19 @@ import (
 // made a secret of its own in storage instead of using the configured ones.
 func validateWithLines(t *testing.T, lines string) {
 	t.Helper()
-	key, err := sgidtest.NewRSAKey()
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Setenv("SGID_KEYGEN_TEST_CLIENT_SECRET", "client-secret")
-	t.Setenv("SGID_KEYGEN_TEST_PRIVATE_KEY", sgidtest.EncodePKCS8(key))
-	storage := t.TempDir()
-	body := `{
-	admin off
-	storage file_system ` + storage + `
-}
-http://app.example {
+	body := `http://app.example {
 	sgid {
 		client_id keygen-test
 		client_secret {env.SGID_KEYGEN_TEST_CLIENT_SECRET}
-		private_key {env.SGID_KEYGEN_TEST_PRIVATE_KEY}
+		private_key {env.SGID_TEST_PRIVATE_KEY}
 ` + lines + `
 	}
 }
 `
-	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), map[string]any{"filename": "Caddyfile"})
+	storage, err := validateCaddyfile(t, body)
 	if err != nil {
-		t.Fatalf("adapting the printed lines: %v\n%s", err, body)
-	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(adapted, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	prev := certmagic.Default.Storage
-	t.Cleanup(func() { certmagic.Default.Storage = prev })
-	if err := caddy.Validate(&cfg); err != nil {
-		t.Fatalf("the handler refuses the generated values: %v", err)
+		t.Fatalf("the handler refuses the generated values: %v\n%s", err, body)
 	}
 	if _, err := os.Stat(filepath.Join(storage, "sgid")); err == nil {
 		t.Fatal("the handler generated keys of its own: the configured ones were not used")

@@ -438,6 +438,9 @@ func (h *Handler) signingKeys(expand func(string, string) (string, error), keys 
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := keyPathHint(fmt.Sprintf("signing_key #%d", i+1), v); err != nil {
+			return nil, nil, err
+		}
 		k, err := parseECKey(v)
 		if err != nil {
 			return nil, nil, fmt.Errorf("signing_key #%d: %w", i+1, err)

@@ -55,11 +55,21 @@ func (h *Handler) resolve(ctx caddy.Context) (gateway.Config, error) {
 	// fixed host is a mistake whatever the rest says.
 	redirect, err := expand("redirect_uri", h.RedirectURI)
 	if err != nil {
+		if all := h.checkPlaceholders(repl); all != nil {
+			err = all // the others missing too, not one per restart
+		}
 		return cfg, err
 	}
 	if cfg.Site, err = gateway.NewSite(redirect, h.Audience, func() (string, error) { return routeOrigin(ctx) }); err != nil {
 		return cfg, err
 	}
+	if err := checkReach(ctx, cfg.Site); err != nil {
+		return cfg, err
+	}
+	if err := h.checkPlaceholders(repl); err != nil {
+		return cfg, err
+	}
+	warnUnknownScopes(cfg.Logger, h.scopes())
 	cfg.ErrorRoutes = errorRoutesCover(ctx, cfg.Site)
 	if cfg.FormReplay, err = formReplayBytes(h.FormReplay); err != nil {
 		return cfg, fmt.Errorf("form_replay: %w", err)
@@ -78,6 +88,9 @@ func (h *Handler) resolve(ctx caddy.Context) (gateway.Config, error) {
 		if *v.out, err = expand(v.name, v.in); err != nil {
 			return cfg, err
 		}
+	}
+	if err := keyPathHint("private_key", client.PrivateKey); err != nil {
+		return cfg, err
 	}
 	cfg.Client = client
 	issuer, err := sgid.Issuer(client.Hostname)

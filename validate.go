@@ -47,13 +47,18 @@ func (h *Handler) Validate() error {
 	if h.PrivateKey == "" {
 		return errors.New("private_key is required")
 	}
+	if err := keyPathHint("private_key", h.PrivateKey); err != nil {
+		return invalid("private_key", 0, "%w", err)
+	}
+	for i, k := range h.SigningKeys {
+		if err := keyPathHint(fmt.Sprintf("signing_key #%d", i+1), k); err != nil {
+			return invalid("signing_key", i, "%w", err)
+		}
+	}
 	if len(h.SigningKeys) > 0 && h.SigningSecret != "" {
 		return invalid("signing_secret", 0, "signing_key and signing_secret are exclusive: choose ES256 or HS256")
 	}
-	scopes := h.Scopes
-	if len(scopes) == 0 {
-		scopes = sgid.DefaultScopes
-	}
+	scopes := h.scopes()
 	if err := sgid.CheckScopes(scopes); err != nil {
 		return invalid("scope", 0, "scope: %w", err)
 	}
@@ -127,6 +132,14 @@ func (h *Handler) Validate() error {
 		return invalid("signing_secret", 0, "%w", err)
 	}
 	return nil
+}
+
+// scopes are the scopes the handler requests.
+func (h *Handler) scopes() []string {
+	if len(h.Scopes) == 0 {
+		return sgid.DefaultScopes
+	}
+	return h.Scopes
 }
 
 // formReplayBytes is form_replay in bytes: 0 for the default, -1 for off.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
 
 // The test binary doubles as the caddy command: run with CADDY_SGID_RUN_MAIN set,
@@ -29,7 +31,7 @@ func runCaddy(t *testing.T, args ...string) string {
 
 func caddy(t *testing.T, args ...string) (string, error) {
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CADDY_SGID_RUN_MAIN=1", "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	cmd.Env = caddyEnv(t)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -128,5 +130,82 @@ func TestValidateRefusesASiteWithoutOneFixedHost(t *testing.T) {
 				t.Errorf("with redirect_uri, caddy validate still asks for it:\n%s", out)
 			}
 		})
+	}
+}
+
+// caddyEnv is the environment a caddy child process runs with: the test's,
+// plus the switch to main() and a home and data directory of its own.
+func caddyEnv(t *testing.T) []string {
+	return append(os.Environ(), "CADDY_SGID_RUN_MAIN=1", "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+}
+
+// withClientKey sets {env.SGID_PRIVATE_KEY} to a client key, as a
+// deployment would.
+func withClientKey(t *testing.T) {
+	t.Helper()
+	key, err := sgidtest.NewRSAKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SGID_PRIVATE_KEY", sgidtest.EncodePKCS8(key))
+}
+
+// sgidSite is a site block for host with an sgid block of the given extra
+// lines, in front of a fixed response.
+func sgidSite(host, extra string) string {
+	return host + ` {
+	sgid {
+		client_id     test
+		client_secret test-secret
+		private_key   {env.SGID_PRIVATE_KEY}
+` + extra + `
+	}
+	respond ok
+}
+`
+}
+
+// A scope not in sgID's catalog validates, since sgID adds scopes, but with
+// a WARN naming it and what it is likely a typo of.
+func TestValidateWarnsOfAScopeNotInTheCatalog(t *testing.T) {
+	withClientKey(t)
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	out, err := validate(t, path, sgidSite("http://app.example.gov.sg", "\t\tscope openid myinfo.nmae"))
+	if err != nil {
+		t.Fatalf("caddy validate refused a scope it does not know:\n%s", out)
+	}
+	var warned bool
+	for line := range strings.SplitSeq(out, "\n") {
+		warned = warned || strings.Contains(line, `"level":"warn"`) && strings.Contains(line, "did you mean myinfo.name?") && strings.Contains(line, `"scope":"myinfo.nmae"`)
+	}
+	if !warned {
+		t.Errorf("caddy validate gave no WARN naming myinfo.nmae and myinfo.name:\n%s", out)
+	}
+}
+
+// The callback of an sgid under route /app/* would never reach it: caddy
+// validate says so, not the first login.
+func TestValidateRefusesASgidItsEndpointsDoNotReach(t *testing.T) {
+	withClientKey(t)
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	const body = `http://app.example.gov.sg {
+	route /app/* {
+		sgid {
+			client_id     test
+			client_secret test-secret
+			private_key   {env.SGID_PRIVATE_KEY}
+		}
+		respond ok
+	}
+}
+`
+	out, err := validate(t, path, body)
+	if err == nil {
+		t.Fatalf("caddy validate accepted an sgid its callback cannot reach:\n%s", out)
+	}
+	for _, want := range []string{"the /.sgid/* endpoints do not reach sgid", "matches only path /app/*", "put sgid in a route that also matches /.sgid/*"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("caddy validate output lacks %q:\n%s", want, out)
+		}
 	}
 }
