@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
@@ -206,6 +211,119 @@ func TestValidateRefusesASgidItsEndpointsDoNotReach(t *testing.T) {
 	for _, want := range []string{"the /.sgid/* endpoints do not reach sgid", "matches only path /app/*", "put sgid in a route that also matches /.sgid/*"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("caddy validate output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Caddy gives each config it loads a registry of its own, and the sgid
+// collectors are registered in it again: after a reload, /metrics holds each
+// series once (a collector registered twice would repeat it, or fail the
+// scrape), and the key metric holds the new config's sites only.
+func TestReloadKeepsOneSeriesPerMetric(t *testing.T) {
+	withClientKey(t)
+	admin, before, after := freePort(t), freePort(t), freePort(t)
+	config := func(port int) string {
+		return fmt.Sprintf("{\n\tadmin localhost:%d\n}\n", admin) + sgidSite(fmt.Sprintf("http://localhost:%d", port), "")
+	}
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(config(before)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = caddyEnv(t)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	adminURL := fmt.Sprintf("http://localhost:%d", admin)
+	scrape := func() string {
+		t.Helper()
+		resp, err := http.Get(adminURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("scraping /metrics: %d %v\n%s", resp.StatusCode, err, body)
+		}
+		return string(body)
+	}
+	// The first config is running once its site answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/", before))
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not start: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	scrape() // the first config's registry is in use
+
+	resp, err := http.Post(adminURL+"/load", "text/caddyfile", strings.NewReader(config(after)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reloading: %d %s\n%s", resp.StatusCode, body, logs.String())
+	}
+
+	text := scrape()
+	seen := map[string]int{}
+	types := map[string]int{}
+	for line := range strings.SplitSeq(text, "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE caddy_sgid_"); ok {
+			types[name]++
+		}
+		if i := strings.LastIndexByte(line, ' '); strings.HasPrefix(line, "caddy_sgid_") && i > 0 {
+			seen[line[:i]]++
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatalf("no caddy_sgid_ series after the reload:\n%s", text)
+	}
+	for series, n := range seen {
+		if n != 1 {
+			t.Errorf("%s appears %d times after a reload", series, n)
+		}
+	}
+	for family, n := range types {
+		if n != 1 {
+			t.Errorf("caddy_sgid_%s is described %d times after a reload", family, n)
+		}
+	}
+	for _, tt := range []struct {
+		port int
+		want bool
+	}{{before, false}, {after, true}} {
+		site := fmt.Sprintf(`site="http://localhost:%d"`, tt.port)
+		found := false
+		for series := range seen {
+			found = found || strings.HasPrefix(series, "caddy_sgid_key_info{") && strings.Contains(series, site)
+		}
+		if found != tt.want {
+			t.Errorf("caddy_sgid_key_info with %s after the reload: %t, want %t\n%s", site, found, tt.want, text)
 		}
 	}
 }
