@@ -51,14 +51,29 @@ func TestTryModeLogsInThroughTheOperatorsCaddyfile(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, Options{Caddyfile: caddyfilePath}, &out) }()
+	var runErr error
+	exited := false
+	wait := func() bool { // reports whether run has returned
+		if !exited {
+			select {
+			case runErr = <-done:
+				exited = true
+			case <-time.After(20 * time.Second):
+			}
+		}
+		return exited
+	}
+	// A test that fails midway still stops the try mode, and so removes its
+	// storage, before another test starts Caddy.
+	t.Cleanup(func() { cancel(); wait() })
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "Ctrl-C stops"); time.Sleep(20 * time.Millisecond) {
 		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v; output:\n%s", err, out.String())
+		case runErr = <-done:
+			exited = true
+			t.Fatalf("run returned early: %v; output:\n%s", runErr, out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -103,13 +118,11 @@ func TestTryModeLogsInThroughTheOperatorsCaddyfile(t *testing.T) {
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
+	if !wait() {
 		t.Fatal("run did not return after its context ended")
+	}
+	if runErr != nil {
+		t.Errorf("run: %v", runErr)
 	}
 	if _, ok := os.LookupEnv("TRY_CLIENT_SECRET"); ok {
 		t.Error("TRY_CLIENT_SECRET is still set after the try mode stopped")
