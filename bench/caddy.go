@@ -129,7 +129,9 @@ func freeAddr() (string, error) {
 // yields its error.
 func profile(admin, path string, d time.Duration) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- fetchTo(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), path) }()
+	go func() {
+		done <- fetchTo(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())), path)
+	}()
 	return done
 }
 
