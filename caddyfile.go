@@ -78,7 +78,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // Host the handler serves (any other gets 421). Without redirect_uri it is the
 // one host of the site block and the one port its server listens on; a site
 // block without exactly one (:443, http://, several names, a wildcard) must
-// set redirect_uri, and caddy validate says so.
+// set redirect_uri, and caddy validate says so. The path of redirect_uri
+// must end in /.sgid/callback.
 //
 // A logout revokes its session, and /.sgid/logout?everywhere=1 every session
 // of the user, on every instance sharing the revocation store: Caddy's

@@ -74,6 +74,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{name: "hostname without a scheme", caddyfile: withCreds("\t\thostname api.id.gov.sg\n"), want: `hostname "api.id.gov.sg" is not an http(s) URL`, line: 6},
 		{name: "hostname with credentials", caddyfile: withCreds("\t\thostname https://user:pass@api.id.gov.sg\n"), want: "hostname must not hold credentials", line: 6},
 		{name: "redirect_uri without a host", caddyfile: withCreds("\t\tredirect_uri https://\n"), want: `redirect_uri: redirect URI "https://" is not an absolute http(s) URL`, line: 6},
+		{name: "redirect_uri elsewhere than the callback", caddyfile: withCreds("\t\tredirect_uri https://app.example/auth/callback\n"), want: `redirect_uri: its path "/auth/callback" must end in /.sgid/callback`, line: 6},
 		{name: "redirect_uri not absolute", caddyfile: withCreds("\t\tredirect_uri /.sgid/callback\n"), want: `redirect_uri: redirect URI "/.sgid/callback" is not an absolute http(s) URL`, line: 6},
 		{name: "cookie_name with the __Host- prefix", caddyfile: withCreds("\t\tcookie_name __Host-x\n\t\tanonymous\n"), want: `cookie_name "__Host-x"`, line: 6},
 

@@ -57,7 +57,9 @@ type Handler struct {
 	// the handler serves. Required when the site does not name exactly one host
 	// and port (a catch-all :443 or http:// address, several host names, a
 	// wildcard, or Caddy behind a load balancer or port mapping that changes the
-	// scheme or port). Default: the site's own scheme, host and port +
+	// scheme or port). Its path must end in /.sgid/callback, where the
+	// handler takes the callback (a prefix is for a handle_path in front that
+	// strips it). Default: the site's own scheme, host and port +
 	// /.sgid/callback, fixed when the handler is provisioned.
 	RedirectURI string `json:"redirect_uri,omitempty"`
 	// Scopes requested from sgID; must include openid. Default: openid myinfo.name.

@@ -83,6 +83,12 @@ func ParseRedirectURI(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redirect_uri: %w", err)
 	}
+	if !strings.HasSuffix(u.Path, EndpointPrefix+"callback") {
+		// The gateway answers sgID's callback there and nowhere else (a
+		// handle_path in front may strip a prefix): any other path would
+		// send every login back to a page that never completes it.
+		return nil, fmt.Errorf("redirect_uri: its path %q must end in %scallback, where the gateway takes sgID's callback", u.EscapedPath(), EndpointPrefix)
+	}
 	if len(raw) > session.MaxRedirectURI {
 		// Each login attempt's cookie keeps it, within a fixed size.
 		return nil, fmt.Errorf("redirect_uri is %d characters; at most %d", len(raw), session.MaxRedirectURI)

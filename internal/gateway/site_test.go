@@ -40,6 +40,32 @@ func TestNewSiteFixesOriginAudienceAndHost(t *testing.T) {
 	}
 }
 
+// TestRedirectURIPathMustEndInTheCallback: the gateway takes sgID's callback
+// only at /.sgid/callback (under a prefix a handle_path strips, too), so a
+// redirect_uri elsewhere is a configuration error, not a login that never
+// completes.
+func TestRedirectURIPathMustEndInTheCallback(t *testing.T) {
+	for _, tt := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"https://app.example/.sgid/callback", true},
+		{"https://app.example/app/.sgid/callback", true},
+		{"https://app.example/auth/callback", false},
+		{"https://app.example/.sgid/callback/", false},
+		{"https://app.example/", false},
+		{"https://app.example", false},
+	} {
+		_, err := ParseRedirectURI(tt.uri)
+		if (err == nil) != tt.ok {
+			t.Errorf("ParseRedirectURI(%q) = %v, want ok %t", tt.uri, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "must end in /.sgid/callback") {
+			t.Errorf("ParseRedirectURI(%q): %v does not say where the path must end", tt.uri, err)
+		}
+	}
+}
+
 func TestSiteServesOnlyItsHost(t *testing.T) {
 	https, _ := NewSite("https://app.example.gov.sg/.sgid/callback", "", nil)
 	plain, _ := NewSite("http://127.0.0.1:8080/.sgid/callback", "", nil)
