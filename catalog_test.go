@@ -7,17 +7,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
-
-// The fake server grants every scope of the catalog, so a scope the gateway
-// warns about is one the tests cannot log in with either.
-func TestScopeCatalogIsTheFakeServersCatalog(t *testing.T) {
-	if !slices.Equal(scopeCatalog, sgidtest.Catalog()) {
-		t.Errorf("scopeCatalog = %v\nsgidtest.Catalog() = %v", scopeCatalog, sgidtest.Catalog())
-	}
-}
 
 func TestUnknownScopeWarnsWithTheNearestCatalogName(t *testing.T) {
 	type warning struct{ msg, scope string }

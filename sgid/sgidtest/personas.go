@@ -3,7 +3,8 @@ package sgidtest
 import (
 	"encoding/json"
 	"maps"
-	"slices"
+
+	"github.com/sgidproxy/caddy-sgid/sgid"
 )
 
 // Persona is a fictional person the server can log in. NRICs and FINs have
@@ -15,22 +16,9 @@ type Persona struct {
 	Data  map[string]string // scope name -> value, exactly as the userinfo plaintext (strings)
 }
 
-// Catalog returns every scope in sgID's data catalog, "openid" first.
-func Catalog() []string { return slices.Clone(catalog) }
-
-var catalog = []string{
-	"openid",
-	"myinfo.name", "myinfo.nric_number", "myinfo.date_of_birth", "myinfo.passport_number",
-	"myinfo.passport_expiry_date", "myinfo.mobile_number", "myinfo.mobile_number_with_country_code",
-	"myinfo.email", "myinfo.registered_address", "myinfo.sex", "myinfo.race", "myinfo.nationality",
-	"myinfo.residentialstatus", "myinfo.housingtype", "myinfo.hdbtype", "myinfo.birth_country",
-	"myinfo.vehicles", "myinfo.name_of_employer", "myinfo.workpass_status",
-	"myinfo.workpass_expiry_date", "myinfo.marital_status", "myinfo.dialect", "myinfo.occupation",
-	"myinfo.country_of_marriage", "myinfo.marriage_certificate_number", "myinfo.marriage_date",
-	"myinfo.divorce_date", "myinfo.children_birth_records", "myinfo.sponsored_children_records",
-	"myinfo.nric_last_four_characters", "myinfo.is_age_above_18", "myinfo.is_age_above_21",
-	"pocdex.public_officer_details", "pocdex.number_of_employments",
-}
+// Catalog returns every scope in sgID's data catalog, "openid" first: the
+// one list, sgid.Catalog, which the server grants and its personas fill.
+func Catalog() []string { return sgid.Catalog() }
 
 // Personas returns the server's personas, the default one first. Each has a
 // value for every catalog scope but openid, "NA" where sgID would have none.
@@ -128,7 +116,7 @@ func vaccinations(done int) []vaccination {
 // withNA fills every catalog scope the persona has no data for with "NA",
 // as sgID does.
 func withNA(data map[string]string) map[string]string {
-	for _, sc := range catalog[1:] {
+	for _, sc := range sgid.Catalog()[1:] {
 		if _, ok := data[sc]; !ok {
 			data[sc] = "NA"
 		}
