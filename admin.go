@@ -17,6 +17,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"go.uber.org/zap"
 
+	"github.com/sgidproxy/caddy-sgid/internal/gateway"
 	"github.com/sgidproxy/caddy-sgid/revocation"
 )
 
@@ -151,7 +152,7 @@ func (adminAPI) rotate(w http.ResponseWriter, r *http.Request) error {
 		for _, x := range rk.Retiring {
 			retiring = append(retiring, x.ID+" until "+x.Expires.Format(time.RFC3339))
 		}
-		caddy.Log().Named("http.handlers.sgid").Info("sgid key rotated", zap.String("event", "rotation"), zap.String("kind", rk.Kind),
+		auditLog().Info("sgid key rotated", zap.String("event", "rotation"), zap.String("kind", rk.Kind),
 			zap.String("key", rk.Key), zap.Strings("sites", rk.Sites), zap.String("id", rk.ID), zap.Time("active_from", rk.ActiveFrom),
 			zap.Strings("retiring", retiring), zap.Bool("drop_old", req.DropOld))
 	}
@@ -206,7 +207,7 @@ func (adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 			return false
 		}
 		done = append(done, RevokedSite{Site: st.site, Shared: err == nil})
-		caddy.Log().Named("http.handlers.sgid").Info("sessions revoked", zap.String("event", e.Reason), zap.String("site", st.site),
+		auditLog().Info("sessions revoked", zap.String("event", e.Reason), zap.String("site", st.site),
 			zap.String("sub", e.Sub), zap.Time("before", e.Before), zap.Time("until", e.Expires), zap.Bool("shared", err == nil))
 		return true
 	})
@@ -240,6 +241,13 @@ func (adminAPI) sites(w http.ResponseWriter, r *http.Request) error {
 	})
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(out)
+}
+
+// auditLog is the audit logger for what operators do through the admin API
+// (revocations, key rotations): the same logger the handler's own audit
+// lines use, so one log config routes them all.
+func auditLog() *zap.Logger {
+	return caddy.Log().Named("http.handlers.sgid").Named(gateway.AuditLogger)
 }
 
 func sameOrigin(a, b string) bool {

@@ -35,10 +35,23 @@ func init() {
 //	{http.auth.user.<field>}  each forwarded field, encoded as in its header
 //
 // Endpoints it serves under /.sgid/: callback (sgID's redirect), login
-// (?return_to=/path), logout (?return_to=/path), userinfo (JSON for
-// same-origin apps) and jwks.json (the assertion's public keys). Its failures
-// are pages or JSON with stable codes, or, where the site has handle_errors,
-// Caddy errors (caddyhttp.HandlerError) for it to render.
+// (?return_to=/path), logout (?return_to=/path; ?relogin=/path logs out and
+// starts a new login, "log in as someone else"; ?everywhere=1 asks to end
+// every session of the user), userinfo (JSON for same-origin apps) and
+// jwks.json (the assertion's public keys). Its failures are pages (each with
+// its next action), JSON with stable codes, or gRPC statuses for gRPC calls,
+// or, where the site has handle_errors, Caddy errors (caddyhttp.HandlerError)
+// for it to render, with these placeholders besides Caddy's http.error.*:
+//
+//	{http.sgid.error.code}                         the outcome's stable code (the JSON "error")
+//	{http.sgid.error.title}                        the page's heading
+//	{http.sgid.error.action}, {...action_url}      the next action's text and URL, or empty
+//	{http.sgid.error.action2}, {...action2_url}    a second action, or empty
+//
+// Loggers: http.handlers.sgid, and http.handlers.sgid.audit, one line per
+// login completed or failed, access denied, session revoked (a logout, sign-out
+// everywhere, an operator's revocation) and key rotated: the pairwise sub,
+// never personal data.
 type Handler struct {
 	// ClientID is the sgID client id. Required. Use {env.*} or {file.*} placeholders
 	// to keep it out of the config.

@@ -22,6 +22,7 @@ func TestAdminRevokeAndTheCLIReachEveryInstance(t *testing.T) {
 	sites := f.cluster(shared, shared)
 	for i := range sites {
 		sites[i].Sgid = "\t\trevocation_poll 1s"
+		sites[i].LogLevel = "INFO" // the audit lines
 	}
 	admin, err := FreeAddr()
 	if err != nil {
@@ -29,7 +30,7 @@ func TestAdminRevokeAndTheCLIReachEveryInstance(t *testing.T) {
 	}
 	sites[0].Admin = admin
 	a, b := sites[0], sites[1]
-	f.start("a", a)
+	pa := f.start("a", a)
 	f.start("b", b)
 
 	resp, err := http.Get("http://" + admin + "/sgid/sites")
@@ -70,6 +71,10 @@ func TestAdminRevokeAndTheCLIReachEveryInstance(t *testing.T) {
 
 	if out := revoke("--sub", sub); !strings.Contains(out, `"shared":true`) {
 		t.Errorf("sgid-revoke --sub: %s", out)
+	}
+	// The operator's revocation is in the audit log, as a logout is.
+	if lines := auditLines(t, pa, "info", "sessions revoked"); len(lines) != 1 || lines[0]["sub"] != sub || lines[0]["event"] != "admin" {
+		t.Errorf("audit lines for sgid-revoke --sub: %v, want one naming the sub, event admin", lines)
 	}
 	revokedAt := time.Now()
 	refusedIn(t, f, a, cookie, revokedAt, time.Second)

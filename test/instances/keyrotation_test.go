@@ -183,7 +183,7 @@ func TestStorageKeyRotationReachesBothInstancesAndLogsNobodyOut(t *testing.T) {
 	if !slices.Equal(infoA, want) || !slices.Equal(infoB, want) {
 		t.Errorf("caddy_sgid_key_info after the rotation\na: %v\nb: %v\nwant: %v", infoA, infoB, want)
 	}
-	if lines := sgidLines(t, pa, "info", "sgid key rotated"); len(lines) != 2 {
+	if lines := auditLines(t, pa, "info", "sgid key rotated"); len(lines) != 2 {
 		t.Errorf("a logged %d \"sgid key rotated\" lines, want one per key", len(lines))
 	}
 	for _, p := range []*Process{pa, pb} {

@@ -135,6 +135,17 @@ func loggedKeys(t *testing.T, p *Process, s Site) heldKeys {
 // level whose message contains msg.
 func sgidLines(t *testing.T, p *Process, level, msg string) []map[string]any {
 	t.Helper()
+	return loggerLines(t, p, "http.handlers.sgid", level, msg)
+}
+
+// auditLines are sgidLines of the audit logger, http.handlers.sgid.audit.
+func auditLines(t *testing.T, p *Process, level, msg string) []map[string]any {
+	t.Helper()
+	return loggerLines(t, p, "http.handlers.sgid.audit", level, msg)
+}
+
+func loggerLines(t *testing.T, p *Process, logger, level, msg string) []map[string]any {
+	t.Helper()
 	file, err := os.Open(p.Log)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +159,7 @@ func sgidLines(t *testing.T, p *Process, level, msg string) []map[string]any {
 		if json.Unmarshal(sc.Bytes(), &line) != nil {
 			continue // not a log line: Caddy's banner
 		}
-		if line["logger"] == "http.handlers.sgid" && line["level"] == level && strings.Contains(fmt.Sprint(line["msg"]), msg) {
+		if line["logger"] == logger && line["level"] == level && strings.Contains(fmt.Sprint(line["msg"]), msg) {
 			out = append(out, line)
 		}
 	}
