@@ -40,10 +40,10 @@ func main() {
 	rounds := flag.Int("rounds", 5, "alternating rounds of bare and sgid runs")
 	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
-	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, logins) to this directory")
+	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, the first round of each -sessions-rr count, logins) and heap profiles of the memory comparison to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory comparison (a bare-only and an sgid-only Caddy, the same load to each); 0 for none")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
-	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid")
+	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid, as in the distinct-session mode")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	pin := flag.Bool("pin", false, "run Caddy on CPU 0 and this driver (its upstream, wrk, the HTTP/2 client) on CPU 1, with taskset, so the load does not share Caddy's core; needs 2 CPUs")
@@ -346,14 +346,27 @@ func (b *bench) run() error {
 		f := rrFigures{n: n}
 		for round := range b.rounds {
 			fmt.Fprintf(os.Stderr, "  round %d of %d\n", round+1, b.rounds)
-			r, err := b.load.runWith(c.pid, bareURL, ok200, file)
+			// With -profile, the first round of each count is profiled,
+			// bare and sgid.
+			profiled := func(name string, run func() (wrkResult, error)) (wrkResult, error) {
+				if b.profileDir == "" || round > 0 {
+					return run()
+				}
+				prof := profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("rr-%s-%d.pprof", name, n)), b.load.duration-time.Second)
+				r, err := run()
+				if perr := <-prof; err == nil && perr != nil {
+					err = fmt.Errorf("profile: %w", perr)
+				}
+				return r, err
+			}
+			r, err := profiled("bare", func() (wrkResult, error) { return b.load.runWith(c.pid, bareURL, ok200, file) })
 			if err != nil {
 				return err
 			}
 			r.report("    bare")
 			f.bare = append(f.bare, r)
 			before := refreshed(admin)
-			if r, err = b.load.runWith(c.pid, sgidURL, withIdentity, file); err != nil {
+			if r, err = profiled("sgid", func() (wrkResult, error) { return b.load.runWith(c.pid, sgidURL, withIdentity, file) }); err != nil {
 				return err
 			}
 			r.report("    sgid" + rewrites(before, refreshed(admin)))
