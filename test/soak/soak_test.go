@@ -50,13 +50,13 @@ func TestMain(m *testing.M) {
 
 // The soak: requests with sessions from real logins and with sessions minted
 // under the configured secret (a new one on almost every such request, many
-// times the decoded-session cache of 4096), navigations and API calls without
+// times what the decoded-session cache holds), navigations and API calls without
 // a session, tampered cookies, user info, and whole logins each followed by a
 // logout, all against one Caddy process. Every answer must be the expected
 // one; from after the warm-up to the end, the process's RSS (read from
 // /proc/<pid>/status) and its Go heap in use must each grow less than
 // -soak.rss-growth MiB, and its goroutines by fewer than goroutineGrowth. The
-// decoded-session cache holds up to 4096 sessions of about 1 KB, so a flat
+// decoded-session cache holds at most 4 MiB of sessions, so a flat
 // process stays far inside the default 20 MiB; a leak of even 100 bytes per
 // request passes it within the million-request run.
 func TestSoakMixedLoadAnswersRightAndStaysFlat(t *testing.T) {
