@@ -213,6 +213,11 @@ func parseName(name string) (nameKey, bool) {
 	return k, true
 }
 
+// name is the entry name k was parsed from.
+func (k nameKey) name() string {
+	return strconv.FormatInt(k.ms, 10) + "-" + hex.EncodeToString(k.digest[:])
+}
+
 // nameExpiry reads the expiry back from an entry's name. It is false for a
 // name this package did not make, which stores leave alone.
 func nameExpiry(name string) (time.Time, bool) {

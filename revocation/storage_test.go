@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,16 +11,66 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-// countingStorage is a real FileStorage that counts the loads made through
-// it: what a poll costs against a storage that bills per read (S3, Consul).
+// countingStorage is a real FileStorage that counts the entries loaded and
+// the lists made through it: what a poll costs against a storage that bills
+// per read (S3, Consul).
 type countingStorage struct {
 	certmagic.Storage
-	loads atomic.Int64
+	loads, lists atomic.Int64
 }
 
 func (c *countingStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	c.loads.Add(1)
+	if strings.Contains(key, revocationsDir+"/") {
+		c.loads.Add(1)
+	}
 	return c.Storage.Load(ctx, key)
+}
+
+func (c *countingStorage) List(ctx context.Context, path string, recursive bool) ([]string, error) {
+	if strings.HasSuffix(path, revocationsDir) {
+		c.lists.Add(1)
+	}
+	return c.Storage.List(ctx, path, recursive)
+}
+
+// A poll lists the entries only when the marker another Add rewrote has
+// changed, or listEvery has passed: a quiet cluster's polls cost one small
+// load each, not a read of every entry's name.
+func TestStoragePollListsOnlyWhenTheMarkerChanged(t *testing.T) {
+	st := &countingStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	s := NewStorage(st, "sgid/site")
+	clock := time.Now()
+	s.(*storageStore).now = func() time.Time { return clock }
+	other := NewStorage(st, "sgid/site") // another instance
+	poll := func(step string, wantLists int64, wantEntries int) {
+		t.Helper()
+		st.lists.Store(0)
+		got, err := s.Snapshot(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.lists.Load(); n != wantLists || len(got) != wantEntries {
+			t.Fatalf("%s: %d lists and %d entries, want %d and %d", step, n, len(got), wantLists, wantEntries)
+		}
+	}
+	poll("the first poll", 1, 0)
+	poll("a poll with nothing new", 0, 0)
+	if err := other.Add(ctxT(t), sessionEntry("theirs", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	poll("after another instance's add", 1, 1)
+	poll("then nothing new", 0, 1)
+	if err := s.Add(ctxT(t), sessionEntry("mine", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	poll("after its own add", 1, 2) // the marker changed: it cannot tell whose
+	poll("and nothing new", 0, 2)
+	clock = clock.Add(listEvery)
+	poll("once listEvery has passed", 1, 2)
+	if err := st.Delete(ctxT(t), "sgid/site"+changedKey); err != nil {
+		t.Fatal(err)
+	}
+	poll("with the marker gone", 1, 2)
 }
 
 // A poll loads only the names it has not seen: another instance's new

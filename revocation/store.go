@@ -64,11 +64,13 @@ var errBadTTL = errors.New("spend ttl under a millisecond")
 //
 //	<prefix>/revocations/<expiry ms>-<digest>  one entry (storage: a key; Redis: a field of the hash <prefix>/revocations)
 //	<prefix>/revocations/changes                Redis: the pub/sub channel Add publishes on
+//	<prefix>/revocations.changed                storage: a random value each Add replaces, so a poll lists only when it changed
 //	<prefix>/spent/<digest>                     one spent login state
 //	<prefix>/kept/<digest>                      one kept form
 const (
 	revocationsDir = "/revocations"
 	changesChannel = "/revocations/changes"
+	changedKey     = "/revocations.changed"
 	spentDir       = "/spent"
 	keptDir        = "/kept"
 )
