@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -97,6 +98,24 @@ func text(ctx context.Context, t *testing.T) string {
 		t.Fatalf("reading the page: %v", err)
 	}
 	return s
+}
+
+// waitForPath waits until the page's address has path, through whatever
+// navigations lead there; an evaluation that meets a page being replaced
+// is tried again.
+func waitForPath(ctx context.Context, t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var loc string
+	for time.Now().Before(deadline) {
+		if err := chromedp.Run(ctx, chromedp.Location(&loc)); err == nil {
+			if u, err := url.Parse(loc); err == nil && u.Path == path {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the browser never reached %s: it is at %q", path, loc)
 }
 
 // The journey in a real browser: log in, open a form, let the session go
@@ -229,8 +248,14 @@ func TestFormReplayBrowserRefusals(t *testing.T) {
 		if err := chromedp.Run(ctx,
 			chromedp.SendKeys("#name", "for tan only", chromedp.ByID),
 			chromedp.Click("#send", chromedp.ByID),
-			chromedp.WaitVisible("#send", chromedp.ByID), // back on the app, at the path, by GET
 		); err != nil {
+			t.Fatalf("%v; page: %s", err, text(ctx, t))
+		}
+		// Back on the app, at the path, by GET: the form page again, so wait
+		// for its address first (the old page's #send is visible until the
+		// click's navigation replaces it).
+		waitForPath(ctx, t, "/form/submit")
+		if err := chromedp.Run(ctx, chromedp.WaitVisible("#send", chromedp.ByID)); err != nil {
 			t.Fatalf("%v; page: %s", err, text(ctx, t))
 		}
 		if got := text(ctx, t); strings.Contains(got, "ready to send") {
