@@ -179,6 +179,9 @@ func (g *Gateway) Close() { g.client.CloseIdleConnections() }
 // nothing about caching, and a client leaving mid-response puts no identity in
 // Caddy's logs.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.ProtoMajor >= 2 { // a goroutine of its own: stack.go
+		primeStack()
+	}
 	g.stripRequest(r)
 	if r.URL.Path == EndpointPrefix+"callback" {
 		skipAccessLog(r) // its URL holds the code and the state, whatever the Host
