@@ -209,14 +209,19 @@ func TestKeyWatchGivesBackALostKeyAndTakesUpAReplacedOne(t *testing.T) {
 	secret, key, kid := tk.held(k)
 
 	tk.delete(k, sessionSecretName)
+	// The watch stores the copy, then logs: wait for both, or the log is read
+	// between the two (a flaky CI run).
+	gaveBack := func() []observer.LoggedEntry {
+		return logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("storage lost the session secret").All()
+	}
 	deadline := time.Now().Add(time.Second)
-	for string(tk.stored(k, sessionSecretName)) != string(secret) {
+	for string(tk.stored(k, sessionSecretName)) != string(secret) || len(gaveBack()) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the lost secret is not back in storage after 1s; logged %v", logs.All())
+			t.Fatalf("the lost secret is not back in storage with its WARN after 1s; logged %v", logs.All())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if warns := logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("storage lost the session secret").All(); len(warns) != 1 ||
+	if warns := gaveBack(); len(warns) != 1 ||
 		warns[0].ContextMap()["key"] != k.prefix()+sessionSecretName {
 		t.Errorf("giving back logged %v, want one WARN naming the key", warns)
 	}
