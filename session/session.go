@@ -56,7 +56,28 @@ type Data struct {
 // they are what two overlapping logins in two tabs leave behind, they cannot change
 // what is read, and the next Write deletes them.
 func (c *Codec) Read(r *http.Request) (*Data, error) {
-	d, which, err := c.decode(r)
+	var k Cookies
+	c.Scan(r, &k)
+	return c.ReadScanned(&k)
+}
+
+// Cookies are the session cookies of one request, scanned once (Scan) for
+// both FingerprintScanned and ReadScanned: a cache keyed by the fingerprint
+// reads the cookies only on a miss, and need not scan the Cookie header again.
+type Cookies struct {
+	k    carried
+	form int // the name form the request's transport reads
+}
+
+// Scan collects r's session cookies into k, which callers keep on their stack.
+func (c *Codec) Scan(r *http.Request, k *Cookies) {
+	c.scan(r, &k.k)
+	k.form = formOf(r.TLS != nil)
+}
+
+// ReadScanned is Read of the request k was scanned from.
+func (c *Codec) ReadScanned(k *Cookies) (*Data, error) {
+	d, which, err := c.decodeScanned(k)
 	if err != nil {
 		return nil, err
 	}
@@ -82,13 +103,17 @@ func (c *Codec) Subject(r *http.Request) (sub string, ok bool) {
 // decode is the session the request's cookies hold, alive or not, and which
 // secret opened it.
 func (c *Codec) decode(r *http.Request) (d *Data, which int, err error) {
-	var k carried
-	c.scan(r, &k)
-	form := formOf(r.TLS != nil)
+	var k Cookies
+	c.Scan(r, &k)
+	return c.decodeScanned(&k)
+}
+
+func (c *Codec) decodeScanned(ck *Cookies) (d *Data, which int, err error) {
+	k, form := &ck.k, ck.form
 	if k.seen[form]&1 == 0 {
 		return nil, -1, ErrNoCookie
 	}
-	macName, value, err := c.join(&k, form)
+	macName, value, err := c.join(k, form)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -110,9 +135,14 @@ var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); re
 // pass Check on every use, since time moves on. ok is false when the request carries
 // no session cookie.
 func (c *Codec) Fingerprint(r *http.Request) (sum [sha256.Size]byte, ok bool) {
-	var k carried
-	c.scan(r, &k)
-	form := formOf(r.TLS != nil)
+	var k Cookies
+	c.Scan(r, &k)
+	return c.FingerprintScanned(&k)
+}
+
+// FingerprintScanned is Fingerprint of the request k was scanned from.
+func (c *Codec) FingerprintScanned(ck *Cookies) (sum [sha256.Size]byte, ok bool) {
+	k, form := &ck.k, ck.form
 	if k.seen[form]&1 == 0 {
 		return sum, false
 	}

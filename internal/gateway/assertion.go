@@ -109,7 +109,8 @@ type claimLayout []claimName
 
 type claimName struct {
 	name  string
-	claim byte // one of the registered claims below, or 0 for a session field
+	claim byte   // one of the registered claims below, or 0 for a session field
+	key   string // name as a JSON string and a colon, written once at New
 }
 
 // Registered claims.
@@ -122,13 +123,16 @@ const (
 )
 
 func newClaimLayout(fields []Forward) claimLayout {
-	l := claimLayout{{"aud", claimAud}, {"exp", claimExp}, {"iat", claimIat}, {"iss", claimIss}, {"sub", claimSub}}
+	l := claimLayout{{name: "aud", claim: claimAud}, {name: "exp", claim: claimExp}, {name: "iat", claim: claimIat}, {name: "iss", claim: claimIss}, {name: "sub", claim: claimSub}}
 	for _, f := range fields {
 		if !slices.ContainsFunc(l, func(c claimName) bool { return c.name == f.Field }) {
 			l = append(l, claimName{name: f.Field})
 		}
 	}
 	slices.SortFunc(l, func(a, b claimName) int { return strings.Compare(a.name, b.name) })
+	for i := range l {
+		l[i].key = string(appendJSONString(nil, l[i].name)) + ":"
+	}
 	return l
 }
 
@@ -146,7 +150,7 @@ func claimsSize(d *session.Data, layout claimLayout, issuer, audience string) in
 	size := 64 + len(audience) + len(issuer) + len(d.Sub)
 	for _, c := range layout {
 		if c.claim == 0 {
-			size += len(c.name) + len(d.Fields[c.name]) + 6
+			size += len(c.key) + len(d.Fields[c.name]) + 3
 		}
 	}
 	return size
@@ -175,8 +179,7 @@ func appendClaims(b []byte, d *session.Data, layout claimLayout, issuer, audienc
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, c.name)
-		b = append(b, ':')
+		b = append(b, c.key...)
 		switch c.claim {
 		case claimExp:
 			b = strconv.AppendInt(b, iat.Add(ttl).Unix(), 10)
@@ -196,6 +199,16 @@ func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// A run of bytes that need no escape is appended in one copy: most
+		// values are plain ASCII, and this runs on every cache miss.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

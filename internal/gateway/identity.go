@@ -41,6 +41,10 @@ type cacheEntry struct {
 	// mu serialises re-signing, so that concurrent requests sign once.
 	signed atomic.Pointer[signedAssertion]
 	mu     sync.Mutex
+	// carried is the assertion rebuilt from the cookie, if any, which signed
+	// first points to: held in the entry so that a cache miss allocates it
+	// with the entry.
+	carried signedAssertion
 }
 
 // signedAssertion is one signed assertion and when to replace it.
@@ -177,8 +181,10 @@ func (c *sessionCache) clear() {
 // decoding the cookie, and never one that has been revoked (checked on every
 // request, cached or not). Any failure is "no session".
 func (g *Gateway) lookup(r *http.Request) *cacheEntry {
-	ks := g.keys.Load() // one codec and its cache, whatever a key swap does meanwhile
-	key, ok := ks.codec.Fingerprint(r)
+	ks := g.keys.Load()    // one codec and its cache, whatever a key swap does meanwhile
+	var ck session.Cookies // scanned once: a miss reads what the fingerprint hashed
+	ks.codec.Scan(r, &ck)
+	key, ok := ks.codec.FingerprintScanned(&ck)
 	if !ok {
 		return nil
 	}
@@ -189,7 +195,7 @@ func (g *Gateway) lookup(r *http.Request) *cacheEntry {
 		}
 		return e
 	}
-	d, err := ks.codec.Read(r)
+	d, err := ks.codec.ReadScanned(&ck)
 	if err != nil {
 		if c := g.logger.Check(zap.DebugLevel, "session cookie not accepted"); c != nil {
 			c.Write(zap.String("reason", err.Error()))
@@ -210,7 +216,8 @@ func (g *Gateway) newEntry(d *session.Data) *cacheEntry {
 	// current: a session's first request on this instance, or after its
 	// entry was evicted, then needs no signature.
 	if token, iat, ok := g.signer().fromCarried(d, g.layout, g.site.origin, g.site.audience, g.assertTTL); ok {
-		e.signed.Store(&signedAssertion{token: token, renew: iat.Add(g.assertTTL / 2), carried: d.Carried})
+		e.carried = signedAssertion{token: token, renew: iat.Add(g.assertTTL / 2), carried: d.Carried}
+		e.signed.Store(&e.carried)
 	}
 	for i, s := range g.slots {
 		if v, ok := fieldValue(d, s.field); ok {
