@@ -110,39 +110,67 @@ func (b *bench) runH2(t *table, pid int, admin, issuer, clientID, secret, bareUR
 		f := rrFigures{n: n}
 		for round := range b.rounds {
 			fmt.Fprintf(os.Stderr, "  round %d of %d\n", round+1, b.rounds)
-			var bareProf <-chan error
-			if b.profileDir != "" && round == 0 {
-				bareProf = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-bare-%d.pprof", n)), b.load.duration-time.Second)
+			bare := func() error {
+				var prof <-chan error
+				if b.profileDir != "" && round == 0 {
+					prof = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-bare-%d.pprof", n)), b.load.duration-time.Second)
+				}
+				r, err := load.run(pid, bareURL+"/", check{status: 200}, cookies)
+				if err != nil {
+					return err
+				}
+				if prof != nil {
+					if err := <-prof; err != nil {
+						return fmt.Errorf("profile: %w", err)
+					}
+				}
+				r.report("    bare, HTTP/2")
+				f.bare = append(f.bare, r)
+				return nil
 			}
-			r, err := load.run(pid, bareURL+"/", check{status: 200}, cookies)
-			if err != nil {
+			gated := func() error {
+				var prof <-chan error
+				if b.profileDir != "" && round == 0 {
+					prof = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-sgid-%d.pprof", n)), b.load.duration-time.Second)
+				}
+				before := refreshed(admin)
+				r, err := load.run(pid, sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies)
+				if err != nil {
+					return err
+				}
+				rw := rewrites(before, refreshed(admin))
+				if prof != nil {
+					if err := <-prof; err != nil {
+						return fmt.Errorf("profile: %w", err)
+					}
+				}
+				r.report("    sgid, HTTP/2" + rw)
+				f.gated = append(f.gated, r)
+				return nil
+			}
+			if err := inTurn(round, bare, gated); err != nil {
 				return err
 			}
-			if bareProf != nil {
-				if err := <-bareProf; err != nil {
-					return fmt.Errorf("profile: %w", err)
-				}
-			}
-			r.report("    bare, HTTP/2")
-			f.bare = append(f.bare, r)
-			var prof <-chan error
-			if b.profileDir != "" && round == 0 {
-				prof = profile(admin, filepath.Join(b.profileDir, fmt.Sprintf("h2-sgid-%d.pprof", n)), b.load.duration-time.Second)
-			}
-			before := refreshed(admin)
-			if r, err = load.run(pid, sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies); err != nil {
-				return err
-			}
-			rw := rewrites(before, refreshed(admin))
-			if prof != nil {
-				if err := <-prof; err != nil {
-					return fmt.Errorf("profile: %w", err)
-				}
-			}
-			r.report("    sgid, HTTP/2" + rw)
-			f.gated = append(f.gated, r)
 		}
 		t.h2 = append(t.h2, f)
+	}
+	return nil
+}
+
+// inTurn runs the round's two measurements, bare first in even rounds and
+// sgid first in odd ones, so that neither site is always the one measured
+// right after the other (the first requests, or the previous count's load):
+// each round's difference pairs the two, and the order's bias cancels over
+// the rounds.
+func inTurn(round int, bare, gated func() error) error {
+	order := [2]func() error{bare, gated}
+	if round%2 == 1 {
+		order = [2]func() error{gated, bare}
+	}
+	for _, m := range order {
+		if err := m(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -359,18 +387,28 @@ func (b *bench) run() error {
 				}
 				return r, err
 			}
-			r, err := profiled("bare", func() (wrkResult, error) { return b.load.runWith(c.pid, bareURL, ok200, file) })
-			if err != nil {
+			bare := func() error {
+				r, err := profiled("bare", func() (wrkResult, error) { return b.load.runWith(c.pid, bareURL, ok200, file) })
+				if err != nil {
+					return err
+				}
+				r.report("    bare")
+				f.bare = append(f.bare, r)
+				return nil
+			}
+			gated := func() error {
+				before := refreshed(admin)
+				r, err := profiled("sgid", func() (wrkResult, error) { return b.load.runWith(c.pid, sgidURL, withIdentity, file) })
+				if err != nil {
+					return err
+				}
+				r.report("    sgid" + rewrites(before, refreshed(admin)))
+				f.gated = append(f.gated, r)
+				return nil
+			}
+			if err := inTurn(round, bare, gated); err != nil {
 				return err
 			}
-			r.report("    bare")
-			f.bare = append(f.bare, r)
-			before := refreshed(admin)
-			if r, err = profiled("sgid", func() (wrkResult, error) { return b.load.runWith(c.pid, sgidURL, withIdentity, file) }); err != nil {
-				return err
-			}
-			r.report("    sgid" + rewrites(before, refreshed(admin)))
-			f.gated = append(f.gated, r)
 		}
 		t.rr = append(t.rr, f)
 	}
