@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,6 +24,9 @@ type memFigures struct {
 	// After the one-session load, after the first half of the distinct
 	// sessions, and after all of them.
 	bare, sgid [3]int64
+	// The same points' loads sent to both Caddies at once (together), in
+	// rounds: [point] → each round's bare and sgid run.
+	atOnceBare, atOnceSgid [3][]wrkResult
 }
 
 // memoryConfig is what the memory phase starts its two Caddies with.
@@ -91,6 +97,9 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 	if err := take(0); err != nil {
 		return f, err
 	}
+	if err := b.atOnce(&f, 0, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, "", "Cookie: "+cookie); err != nil {
+		return f, err
+	}
 	codec, err := minter(mc.issuer, mc.clientID, sgidURL, mc.secret)
 	if err != nil {
 		return f, err
@@ -115,8 +124,75 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 		if err := take(1 + i); err != nil {
 			return f, err
 		}
+		// The cookies of every session so far, so that the sgid Caddy's
+		// cache misses on nearly every request.
+		all := file
+		if i > 0 {
+			all = filepath.Join(b.dir, fmt.Sprintf("memory-all-%d.txt", i))
+			if err := concatFiles(all, filepath.Join(b.dir, "memory-0.txt"), file); err != nil {
+				return f, err
+			}
+		}
+		if err := b.atOnce(&f, 1+i, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, all); err != nil {
+			return f, err
+		}
 	}
 	return f, nil
+}
+
+// atOnce loads the bare-only and the sgid-only Caddy at the same time, each
+// with its own wrk of half the connections, for b.rounds rounds after the
+// memory was taken at point i. Both Caddies are on the same core (-pin) for
+// the same seconds, so the machine's drift, which between rounds of the
+// alternating mode moves one site by more than the two differ, falls on both
+// alike; each one's CPU per request is its own process's. The two runs'
+// windows differ only by when the two wrk processes start and end. With
+// -profile, the first round at each point is profiled, both Caddies.
+func (b *bench) atOnce(f *memFigures, i int, pids [2]int, admins [2]string, bareURL, sgidURL, file string, headers ...string) error {
+	barePID, sgidPID := pids[0], pids[1]
+	half := b.load
+	half.conns = max(b.load.conns/2, 1)
+	half.threads = max(b.load.threads/2, 1)
+	for round := range b.rounds {
+		var rb, rs wrkResult
+		var errB, errS error
+		var wg sync.WaitGroup
+		wg.Go(func() { rb, errB = half.runWith(barePID, bareURL, check{status: 200}, file, headers...) })
+		wg.Go(func() {
+			rs, errS = half.runWith(sgidPID, sgidURL, check{status: 200, header: identityHeader, value: "1"}, file, headers...)
+		})
+		var profs []<-chan error
+		if b.profileDir != "" && round == 0 {
+			for j, name := range []string{"bare", "sgid"} {
+				profs = append(profs, profile(admins[j], filepath.Join(b.profileDir, fmt.Sprintf("atonce-%s-%d.pprof", name, i)), b.load.duration-time.Second))
+			}
+		}
+		wg.Wait()
+		for _, p := range profs {
+			errB = errors.Join(errB, <-p)
+		}
+		if err := errors.Join(errB, errS); err != nil {
+			return err
+		}
+		rb.report(fmt.Sprintf("    at once, round %d: bare", round+1))
+		rs.report(fmt.Sprintf("    at once, round %d: sgid", round+1))
+		f.atOnceBare[i] = append(f.atOnceBare[i], rb)
+		f.atOnceSgid[i] = append(f.atOnceSgid[i], rs)
+	}
+	return nil
+}
+
+// concatFiles writes the files' contents, in order, to dst.
+func concatFiles(dst string, srcs ...string) error {
+	var all []byte
+	for _, src := range srcs {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		all = append(all, b...)
+	}
+	return os.WriteFile(dst, all, 0o600)
 }
 
 // take records both processes' RSS at point i.
@@ -139,6 +215,24 @@ func (f memFigures) print(w io.Writer) {
 	points := []string{"the one-session load", fmt.Sprintf("%d distinct sessions", f.sessions/2), fmt.Sprintf("%d distinct sessions", f.sessions)}
 	for i, p := range points {
 		fmt.Fprintf(w, "| %s | %.1f | %.1f | %+.1f |\n", p, mib(f.bare[i]), mib(f.sgid[i]), mib(f.sgid[i]-f.bare[i]))
+	}
+	fmt.Fprintf(w, "\nthe same two Caddies loaded at once, on the same core (-pin), at each point (%d rounds; Caddy CPU µs per request, medians, and the median of each round's difference with its quartiles; the capacity ratio, bare's CPU per request over sgid's, each round's median):\n\n", len(f.atOnceBare[0]))
+	fmt.Fprintf(w, "| load | bare | sgid | difference | quartiles | ratio |\n|---|---|---|---|---|---|\n")
+	loads := []string{"one session", fmt.Sprintf("%d distinct sessions", f.sessions/2), fmt.Sprintf("%d distinct sessions", f.sessions)}
+	cpu := func(r wrkResult) float64 { return us(r.cpuPerReq) }
+	for i, l := range loads {
+		rb, rs := f.atOnceBare[i], f.atOnceSgid[i]
+		if len(rb) == 0 {
+			continue
+		}
+		diffs := make([]float64, len(rb))
+		for j := range rb {
+			diffs[j] = cpu(rs[j]) - cpu(rb[j])
+		}
+		slices.Sort(diffs)
+		ratio := pairedOf(rs, rb, cpu, func(g, b float64) float64 { return b / g })
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %+.1f | %+.1f to %+.1f | %.2fx |\n", l, medianOf(rb, cpu), medianOf(rs, cpu),
+			pairedOf(rs, rb, cpu, func(g, b float64) float64 { return g - b }), diffs[len(diffs)/4], diffs[len(diffs)*3/4], ratio)
 	}
 	extra := mib(f.sgid[2] - f.bare[2])
 	second := mib((f.sgid[2] - f.bare[2]) - (f.sgid[1] - f.bare[1]))
