@@ -46,6 +46,7 @@ func main() {
 	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid, as in the distinct-session mode")
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
+	pacedRate := flag.Int("paced-rate", 0, "with -sessions, also load the memory phase's two Caddies at once at this fixed rate each (requests a second, below what either serves flat out), in -rounds rounds; 0 for none")
 	pin := flag.Bool("pin", false, "run Caddy on CPU 0 and this driver (its upstream, wrk, the HTTP/2 client) on CPU 1, with taskset, so the load does not share Caddy's core; needs 2 CPUs")
 	flag.Parse()
 	if *caddyBin == "" {
@@ -69,7 +70,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{rr: rr, h2: *h2, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations,
+	b := &bench{rr: rr, h2: *h2, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations, pacedRate: *pacedRate,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -87,6 +88,7 @@ type bench struct {
 	revocations      int
 	rr               []int // -sessions-rr
 	h2               bool
+	pacedRate        int // -paced-rate
 }
 
 // runH2 loads the HTTPS sites over HTTP/2, for each -sessions-rr count (1

@@ -27,6 +27,9 @@ type memFigures struct {
 	// The same points' loads sent to both Caddies at once (together), in
 	// rounds: [point] → each round's bare and sgid run.
 	atOnceBare, atOnceSgid [3][]wrkResult
+	// The same at one fixed rate for both (pacedPair), if -paced-rate.
+	pacedBare, pacedSgid [3][]pacedRun
+	pacedRate            int
 }
 
 // memoryConfig is what the memory phase starts its two Caddies with.
@@ -44,7 +47,7 @@ type memoryConfig struct {
 // robin over that half goes to both), then the second half the same way.
 // If the gateway's memory is bounded, the second half adds nothing.
 func (b *bench) memory(mc memoryConfig) (memFigures, error) {
-	f := memFigures{sessions: mc.sessions}
+	f := memFigures{sessions: mc.sessions, pacedRate: b.pacedRate}
 	var addrs [4]string
 	for i := range addrs {
 		var err error
@@ -100,6 +103,9 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 	if err := b.atOnce(&f, 0, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, "", "Cookie: "+cookie); err != nil {
 		return f, err
 	}
+	if err := b.pacedPair(&f, 0, [2]int{bare.pid, gated.pid}, bareURL, sgidURL, []string{cookie}); err != nil {
+		return f, err
+	}
 	codec, err := minter(mc.issuer, mc.clientID, sgidURL, mc.secret)
 	if err != nil {
 		return f, err
@@ -134,6 +140,13 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 			}
 		}
 		if err := b.atOnce(&f, 1+i, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, all); err != nil {
+			return f, err
+		}
+		cookies, err := cookieLines(all, "")
+		if err != nil {
+			return f, err
+		}
+		if err := b.pacedPair(&f, 1+i, [2]int{bare.pid, gated.pid}, bareURL, sgidURL, cookies); err != nil {
 			return f, err
 		}
 	}
@@ -234,8 +247,35 @@ func (f memFigures) print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.1f | %.1f | %+.1f | %+.1f to %+.1f | %.2fx |\n", l, medianOf(rb, cpu), medianOf(rs, cpu),
 			pairedOf(rs, rb, cpu, func(g, b float64) float64 { return g - b }), diffs[len(diffs)/4], diffs[len(diffs)*3/4], ratio)
 	}
+	if len(f.pacedBare[0]) > 0 {
+		fmt.Fprintf(w, "\nthe same two Caddies at once, both paced at %d requests a second (%d rounds; Caddy CPU µs per request, medians, and the median of each round's difference with its quartiles; the capacity ratio, bare's CPU per request over sgid's):\n\n", f.pacedRate, len(f.pacedBare[0]))
+		fmt.Fprintf(w, "| load | bare | sgid | difference | quartiles | ratio |\n|---|---|---|---|---|---|\n")
+		for i, l := range loads {
+			rb, rs := f.pacedBare[i], f.pacedSgid[i]
+			if len(rb) == 0 {
+				continue
+			}
+			diffs := make([]float64, len(rb))
+			var cb, cs, ratios []float64
+			for j := range rb {
+				b, s := us(rb[j].cpuPerReq), us(rs[j].cpuPerReq)
+				diffs[j], cb, cs, ratios = s-b, append(cb, b), append(cs, s), append(ratios, b/s)
+			}
+			fmt.Fprintf(w, "| %s | %.1f | %.1f | %+.1f | %+.1f to %+.1f | %.2fx |\n", l, medianFloat(cb), medianFloat(cs), medianFloat(diffs),
+				quartile(diffs, 1), quartile(diffs, 3), medianFloat(ratios))
+		}
+	}
 	extra := mib(f.sgid[2] - f.bare[2])
 	second := mib((f.sgid[2] - f.bare[2]) - (f.sgid[1] - f.bare[1]))
 	fmt.Fprintf(w, "\nRSS over bare after %d sessions: %+.1f MiB, target <= +32 MiB: %s; the second %d sessions added %+.1f MiB over bare\n",
 		f.sessions, extra, mark(extra <= 32), f.sessions-f.sessions/2, second)
+}
+
+// medianFloat is the median of v (the upper one of an even count).
+func medianFloat(v []float64) float64 { return quartile(v, 2) }
+
+// quartile is v's q-th quartile, by the same rank as the other tables'.
+func quartile(v []float64, q int) float64 {
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)*q/4]
 }
