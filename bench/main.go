@@ -40,7 +40,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "alternating rounds of bare and sgid runs")
 	logins := flag.Int("logins", 20, "logins to time (the median is reported)")
 	loginCPU := flag.Int("login-cpu", 300, "logins over which the gateway's CPU per login is taken")
-	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, the first round of each -sessions-rr count, logins) and heap profiles of the memory comparison to this directory")
+	profileDir := flag.String("profile", "", "write CPU profiles of the gateway's Caddy (first bare and sgid runs, the first round of each -sessions-rr count, logins) and heap profiles of the memory comparison, and the first round of its loads at once, flat out and paced, to this directory")
 	sessions := flag.Int("sessions", 100000, "distinct sessions for the memory comparison (a bare-only and an sgid-only Caddy, the same load to each); 0 for none")
 	revocations := flag.Int("revocations", 10000, "live revocations to load into the sgid site (through the admin API, other users' subs) before the load rounds, with a second sgid site without any measured in the same rounds; 0 for neither")
 	h2 := flag.Bool("h2", false, "also an HTTPS site of each kind (tls internal), loaded over HTTP/2 with the -sessions-rr counts (default 1,100000); with -profile, the first round of each count is profiled, bare and sgid, as in the distinct-session mode")

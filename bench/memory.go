@@ -103,7 +103,7 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 	if err := b.atOnce(&f, 0, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, "", "Cookie: "+cookie); err != nil {
 		return f, err
 	}
-	if err := b.pacedPair(&f, 0, [2]int{bare.pid, gated.pid}, bareURL, sgidURL, []string{cookie}); err != nil {
+	if err := b.pacedPair(&f, 0, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, []string{cookie}); err != nil {
 		return f, err
 	}
 	codec, err := minter(mc.issuer, mc.clientID, sgidURL, mc.secret)
@@ -146,7 +146,7 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 		if err != nil {
 			return f, err
 		}
-		if err := b.pacedPair(&f, 1+i, [2]int{bare.pid, gated.pid}, bareURL, sgidURL, cookies); err != nil {
+		if err := b.pacedPair(&f, 1+i, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, cookies); err != nil {
 			return f, err
 		}
 	}

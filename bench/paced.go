@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,8 +99,9 @@ func cookieLines(file, cookie string) ([]string, error) {
 // the same fixed rate (-paced-rate), for b.rounds rounds: the same seconds
 // on the same core, as atOnce, but at equal rates below what either serves
 // flat out, so that what a process pays per wakeup rather than per request
-// is spread over as many requests in each.
-func (b *bench) pacedPair(f *memFigures, i int, pids [2]int, bareURL, sgidURL string, cookies []string) error {
+// is spread over as many requests in each. With -profile, the first round at
+// each point is profiled, both Caddies.
+func (b *bench) pacedPair(f *memFigures, i int, pids [2]int, admins [2]string, bareURL, sgidURL string, cookies []string) error {
 	if b.pacedRate == 0 {
 		return nil
 	}
@@ -114,7 +116,16 @@ func (b *bench) pacedPair(f *memFigures, i int, pids [2]int, bareURL, sgidURL st
 		wg.Go(func() {
 			rs, errS = paced(pids[1], sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies, b.pacedRate, conns, b.load.duration)
 		})
+		var profs []<-chan error
+		if b.profileDir != "" && round == 0 {
+			for j, name := range []string{"bare", "sgid"} {
+				profs = append(profs, profile(admins[j], filepath.Join(b.profileDir, fmt.Sprintf("paced-%s-%d.pprof", name, i)), b.load.duration-time.Second))
+			}
+		}
 		wg.Wait()
+		for _, p := range profs {
+			errB = errors.Join(errB, <-p)
+		}
 		if err := errors.Join(errB, errS); err != nil {
 			return err
 		}
