@@ -174,17 +174,12 @@ func (b *bench) atOnce(f *memFigures, i int, pids [2]int, admins [2]string, bare
 		wg.Go(func() {
 			rs, errS = half.runWith(sgidPID, sgidURL, check{status: 200, header: identityHeader, value: "1"}, file, headers...)
 		})
-		var profs []<-chan error
-		if b.profileDir != "" && round == 0 {
-			for j, name := range []string{"bare", "sgid"} {
-				profs = append(profs, profile(admins[j], filepath.Join(b.profileDir, fmt.Sprintf("atonce-%s-%d.pprof", name, i)), b.load.duration-time.Second))
-			}
+		profs := func() error { return nil }
+		if round == 0 {
+			profs = b.profilePair(admins, "atonce", i)
 		}
 		wg.Wait()
-		for _, p := range profs {
-			errB = errors.Join(errB, <-p)
-		}
-		if err := errors.Join(errB, errS); err != nil {
+		if err := errors.Join(errB, errS, profs()); err != nil {
 			return err
 		}
 		rb.report(fmt.Sprintf("    at once, round %d: bare", round+1))
@@ -278,4 +273,24 @@ func medianFloat(v []float64) float64 { return quartile(v, 2) }
 func quartile(v []float64, q int) float64 {
 	s := slices.Sorted(slices.Values(v))
 	return s[len(s)*q/4]
+}
+
+// profilePair starts CPU profiles of the memory phase's two Caddies (admins:
+// bare, sgid) for the load now running, if -profile, named kind-bare-i and
+// kind-sgid-i; the function it returns waits for both.
+func (b *bench) profilePair(admins [2]string, kind string, i int) func() error {
+	if b.profileDir == "" {
+		return func() error { return nil }
+	}
+	var profs []<-chan error
+	for j, name := range []string{"bare", "sgid"} {
+		profs = append(profs, profile(admins[j], filepath.Join(b.profileDir, fmt.Sprintf("%s-%s-%d.pprof", kind, name, i)), b.load.duration-time.Second))
+	}
+	return func() error {
+		var err error
+		for _, p := range profs {
+			err = errors.Join(err, <-p)
+		}
+		return err
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,17 +115,12 @@ func (b *bench) pacedPair(f *memFigures, i int, pids [2]int, admins [2]string, b
 		wg.Go(func() {
 			rs, errS = paced(pids[1], sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies, b.pacedRate, conns, b.load.duration)
 		})
-		var profs []<-chan error
-		if b.profileDir != "" && round == 0 {
-			for j, name := range []string{"bare", "sgid"} {
-				profs = append(profs, profile(admins[j], filepath.Join(b.profileDir, fmt.Sprintf("paced-%s-%d.pprof", name, i)), b.load.duration-time.Second))
-			}
+		profs := func() error { return nil }
+		if round == 0 {
+			profs = b.profilePair(admins, "paced", i)
 		}
 		wg.Wait()
-		for _, p := range profs {
-			errB = errors.Join(errB, <-p)
-		}
-		if err := errors.Join(errB, errS); err != nil {
+		if err := errors.Join(errB, errS, profs()); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "    paced, round %d: bare %d requests, %.1f µs CPU/request; sgid %d requests, %.1f µs CPU/request\n",
