@@ -5,8 +5,12 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +51,7 @@ func main() {
 	sessionsRR := flag.String("sessions-rr", "", "distinct-session mode: for each count (e.g. 1,1000,100000), that many sessions' cookies presented round robin to both sites, in alternating rounds")
 	control := flag.Bool("control", false, "also load the bare site with the identity headers sgid sends upstream, sent by the client: what carrying them costs Caddy, apart from the gateway")
 	pacedRate := flag.Int("paced-rate", 0, "with -sessions, also load the memory phase's two Caddies at once at this fixed rate each (requests a second, below what either serves flat out), in -rounds rounds; 0 for none")
+	versus := flag.String("versus", "", "with -sessions, a second caddy binary (another build of the gateway) for the memory phase to compare -caddy's with: it takes the bare Caddy's place, an sgid-only Caddy of the same config and signing key on the same port of 127.0.0.2, so the phase's loads at once (and -paced-rate) give the two builds' difference in CPU per request at each point")
 	pin := flag.Bool("pin", false, "run Caddy on CPU 0 and this driver (its upstream, wrk, the HTTP/2 client) on CPU 1, with taskset, so the load does not share Caddy's core; needs 2 CPUs")
 	flag.Parse()
 	if *caddyBin == "" {
@@ -70,7 +75,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	b := &bench{rr: rr, h2: *h2, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations, pacedRate: *pacedRate,
+	b := &bench{rr: rr, h2: *h2, dir: dir, caddy: *caddyBin, logins: *logins, loginCPU: *loginCPU, sessions: *sessions, profileDir: *profileDir, rounds: *rounds, control: *control, revocations: *revocations, pacedRate: *pacedRate, versus: *versus,
 		load: loadRun{wrk: *wrkBin, dir: dir, threads: *threads, conns: *conns, duration: *duration}}
 	if err := b.run(); err != nil {
 		log.Fatal(err)
@@ -88,7 +93,8 @@ type bench struct {
 	revocations      int
 	rr               []int // -sessions-rr
 	h2               bool
-	pacedRate        int // -paced-rate
+	pacedRate        int    // -paced-rate
+	versus           string // -versus
 }
 
 // runH2 loads the HTTPS sites over HTTP/2, for each -sessions-rr count (1
@@ -230,6 +236,16 @@ func (b *bench) run() error {
 		assertion_lifetime 1h
 	}
 `, idp.URL()) + proxy
+	if b.versus != "" {
+		// Both builds sign with one key, as a cluster's instances do, so each
+		// rebuilds the assertion the other's cookies carry.
+		key, err := signingKeyPEM()
+		if err != nil {
+			return err
+		}
+		env = append(env, "BENCH_SIGNING_KEY="+key)
+		gated = strings.Replace(gated, "\t\tsession_secret {env.BENCH_SESSION_SECRET}\n", "\t\tsession_secret {env.BENCH_SESSION_SECRET}\n\t\tsigning_key {env.BENCH_SIGNING_KEY}\n", 1)
+	}
 	var addrs [5]string
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
@@ -446,7 +462,7 @@ func (b *bench) run() error {
 		c.stop()
 		fmt.Fprintf(os.Stderr, "memory: %d distinct sessions\n", b.sessions)
 		if t.memory, err = b.memory(memoryConfig{proxy: proxy, gated: gated, env: env, issuer: issuer, clientID: idp.ClientID(),
-			secret: secret, sessions: b.sessions, revokeAll: b.revocations}); err != nil {
+			secret: secret, sessions: b.sessions, revokeAll: b.revocations, versus: b.versus}); err != nil {
 			return fmt.Errorf("memory: %w", err)
 		}
 	}
@@ -477,4 +493,17 @@ func identityHeaders(sgidURL, cookie string, capture *atomic.Bool, captured *ato
 		}
 	}
 	return out, nil
+}
+
+// signingKeyPEM is a new ECDSA P-256 key, PKCS #8 PEM, for signing_key.
+func signingKeyPEM() (string, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,11 +31,16 @@ type memFigures struct {
 	// The same at one fixed rate for both (pacedPair), if -paced-rate.
 	pacedBare, pacedSgid [3][]pacedRun
 	pacedRate            int
+	// names are the two sides' (pairSide.name): bare or versus, then sgid.
+	names [2]string
 }
 
 // memoryConfig is what the memory phase starts its two Caddies with.
 type memoryConfig struct {
-	proxy, gated        string // the site bodies
+	proxy, gated string // the site bodies
+	// versus is -versus: a second build of the gateway, which then takes the
+	// bare Caddy's place (startPair).
+	versus              string
 	env                 []string
 	issuer, clientID    string
 	secret              string
@@ -55,43 +61,39 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 			return f, err
 		}
 	}
-	bareURL, sgidURL, bareAdmin, admin := "http://"+addrs[0], "http://"+addrs[1], addrs[2], addrs[3]
-	bare, err := startCaddy(b.caddy, b.dir, "memory-bare", bareAdmin, []site{{addr: addrs[0], body: mc.proxy}}, mc.env)
+	sides, stop, err := b.startPair(mc, addrs)
+	defer stop()
 	if err != nil {
 		return f, err
 	}
-	defer bare.stop()
-	gated, err := startCaddy(b.caddy, b.dir, "memory-sgid", admin, []site{{addr: addrs[1], body: mc.gated}}, mc.env)
-	if err != nil {
-		return f, err
-	}
-	defer gated.stop()
-	if mc.revokeAll > 0 {
-		if err := loadRevocations(admin, mc.revokeAll, sgidURL); err != nil {
-			return f, fmt.Errorf("loading revocations: %w", err)
+	f.names = [2]string{sides[0].name, sides[1].name}
+	sgidURL := sides[1].url
+	for _, side := range sides {
+		if mc.revokeAll > 0 && side.name != "bare" {
+			if err := loadRevocations(side.admin, mc.revokeAll, sgidURL); err != nil {
+				return f, fmt.Errorf("loading revocations: %w", err)
+			}
 		}
 	}
 	cookie, _, _, err := login(sgidURL)
 	if err != nil {
 		return f, fmt.Errorf("logging in: %w", err)
 	}
-	withIdentity := check{status: 200, header: identityHeader, value: "1"}
-	if _, err := b.load.run(bare.pid, bareURL, check{status: 200}, "Cookie: "+cookie); err != nil {
-		return f, err
-	}
-	if _, err := b.load.run(gated.pid, sgidURL, withIdentity, "Cookie: "+cookie); err != nil {
-		return f, err
+	for _, side := range sides {
+		if _, err := b.load.run(side.pid, side.url, side.want, side.with("Cookie: "+cookie)...); err != nil {
+			return f, err
+		}
 	}
 	take := func(i int) error {
-		if err := f.take(i, bare.pid, gated.pid); err != nil {
+		if err := f.take(i, sides); err != nil {
 			return err
 		}
 		if b.profileDir == "" {
 			return nil
 		}
 		// Heap profiles at the same points, to tell what the difference is.
-		for name, a := range map[string]string{"bare": bareAdmin, "sgid": admin} {
-			if err := fetchTo("http://"+a+"/debug/pprof/heap", filepath.Join(b.profileDir, fmt.Sprintf("memory-%s-%d.heap", name, i))); err != nil {
+		for _, side := range sides {
+			if err := fetchTo("http://"+side.admin+"/debug/pprof/heap", filepath.Join(b.profileDir, fmt.Sprintf("memory-%s-%d.heap", side.name, i))); err != nil {
 				return err
 			}
 		}
@@ -100,10 +102,10 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 	if err := take(0); err != nil {
 		return f, err
 	}
-	if err := b.atOnce(&f, 0, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, "", "Cookie: "+cookie); err != nil {
+	if err := b.atOnce(&f, 0, sides, "", "Cookie: "+cookie); err != nil {
 		return f, err
 	}
-	if err := b.pacedPair(&f, 0, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, []string{cookie}); err != nil {
+	if err := b.pacedPair(&f, 0, sides, []string{cookie}); err != nil {
 		return f, err
 	}
 	codec, err := minter(mc.issuer, mc.clientID, sgidURL, mc.secret)
@@ -121,11 +123,10 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 		if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 			return f, err
 		}
-		if _, err := b.load.runWith(bare.pid, bareURL, check{status: 200}, file); err != nil {
-			return f, err
-		}
-		if _, err := b.load.runWith(gated.pid, sgidURL, withIdentity, file); err != nil {
-			return f, err
+		for _, side := range sides {
+			if _, err := b.load.runWith(side.pid, side.url, side.want, file, side.with()...); err != nil {
+				return f, err
+			}
 		}
 		if err := take(1 + i); err != nil {
 			return f, err
@@ -139,18 +140,88 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 				return f, err
 			}
 		}
-		if err := b.atOnce(&f, 1+i, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, all); err != nil {
+		if err := b.atOnce(&f, 1+i, sides, all); err != nil {
 			return f, err
 		}
 		cookies, err := cookieLines(all, "")
 		if err != nil {
 			return f, err
 		}
-		if err := b.pacedPair(&f, 1+i, [2]int{bare.pid, gated.pid}, [2]string{bareAdmin, admin}, bareURL, sgidURL, cookies); err != nil {
+		if err := b.pacedPair(&f, 1+i, sides, cookies); err != nil {
 			return f, err
 		}
 	}
 	return f, nil
+}
+
+// pairSide is one of the memory phase's two Caddies, as its loads reach it.
+type pairSide struct {
+	name       string // bare, versus or sgid
+	pid        int
+	url, admin string
+	want       check
+	host       string // the Host header to send, if not the URL's
+}
+
+// with is headers, with side's Host header first if it has one.
+func (s pairSide) with(headers ...string) []string {
+	if s.host == "" {
+		return headers
+	}
+	return append([]string{"Host: " + s.host}, headers...)
+}
+
+// startPair starts the memory phase's two Caddies on addrs (the first
+// side's site, the sgid site, the first side's admin, the sgid one's): a
+// bare-only one and an sgid-only one. With -versus, the first is instead an
+// sgid-only Caddy of that build, on the sgid site's port at 127.0.0.2, each
+// bound to its own address: the site's origin, and so the sessions' binding
+// and the assertion's issuer, are the same for both, and the cookies the
+// phase mints open on either. stop stops whatever was started.
+func (b *bench) startPair(mc memoryConfig, addrs [4]string) (sides [2]pairSide, stop func(), err error) {
+	var procs []*caddyProc
+	stop = func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}
+	withIdentity := check{status: 200, header: identityHeader, value: "1"}
+	sgidBody := mc.gated
+	if mc.versus != "" {
+		sgidBody = "\tbind 127.0.0.1\n" + mc.gated
+	}
+	gated, err := startCaddy(b.caddy, b.dir, "memory-sgid", addrs[3], []site{{addr: addrs[1], body: sgidBody}}, mc.env)
+	if err != nil {
+		return sides, stop, err
+	}
+	procs = append(procs, gated)
+	sides[1] = pairSide{name: "sgid", pid: gated.pid, url: "http://" + addrs[1], admin: addrs[3], want: withIdentity}
+	if mc.versus == "" {
+		bare, err := startCaddy(b.caddy, b.dir, "memory-bare", addrs[2], []site{{addr: addrs[0], body: mc.proxy}}, mc.env)
+		if err != nil {
+			return sides, stop, err
+		}
+		procs = append(procs, bare)
+		sides[0] = pairSide{name: "bare", pid: bare.pid, url: "http://" + addrs[0], admin: addrs[2], want: check{status: 200}}
+		return sides, stop, nil
+	}
+	_, port, err := net.SplitHostPort(addrs[1])
+	if err != nil {
+		return sides, stop, err
+	}
+	other := net.JoinHostPort("127.0.0.2", port)
+	// startCaddy waits for the site's address, which the sgid Caddy already
+	// answers: wait for the other one's too.
+	versus, err := startCaddy(mc.versus, b.dir, "memory-versus", addrs[2], []site{{addr: addrs[1], body: "\tbind 127.0.0.2\n" + mc.gated}}, mc.env)
+	if err != nil {
+		return sides, stop, err
+	}
+	procs = append(procs, versus)
+	if err := waitListening(other, 20*time.Second); err != nil {
+		return sides, stop, fmt.Errorf("caddy (-versus) did not start: %w", err)
+	}
+	sides[0] = pairSide{name: "versus", pid: versus.pid, url: "http://" + other, admin: addrs[2], want: withIdentity, host: addrs[1]}
+	return sides, stop, nil
 }
 
 // atOnce loads the bare-only and the sgid-only Caddy at the same time, each
@@ -161,8 +232,7 @@ func (b *bench) memory(mc memoryConfig) (memFigures, error) {
 // alike; each one's CPU per request is its own process's. The two runs'
 // windows differ only by when the two wrk processes start and end. With
 // -profile, the first round at each point is profiled, both Caddies.
-func (b *bench) atOnce(f *memFigures, i int, pids [2]int, admins [2]string, bareURL, sgidURL, file string, headers ...string) error {
-	barePID, sgidPID := pids[0], pids[1]
+func (b *bench) atOnce(f *memFigures, i int, sides [2]pairSide, file string, headers ...string) error {
 	half := b.load
 	half.conns = max(b.load.conns/2, 1)
 	half.threads = max(b.load.threads/2, 1)
@@ -170,20 +240,22 @@ func (b *bench) atOnce(f *memFigures, i int, pids [2]int, admins [2]string, bare
 		var rb, rs wrkResult
 		var errB, errS error
 		var wg sync.WaitGroup
-		wg.Go(func() { rb, errB = half.runWith(barePID, bareURL, check{status: 200}, file, headers...) })
 		wg.Go(func() {
-			rs, errS = half.runWith(sgidPID, sgidURL, check{status: 200, header: identityHeader, value: "1"}, file, headers...)
+			rb, errB = half.runWith(sides[0].pid, sides[0].url, sides[0].want, file, sides[0].with(headers...)...)
+		})
+		wg.Go(func() {
+			rs, errS = half.runWith(sides[1].pid, sides[1].url, sides[1].want, file, sides[1].with(headers...)...)
 		})
 		profs := func() error { return nil }
 		if round == 0 {
-			profs = b.profilePair(admins, "atonce", i)
+			profs = b.profilePair(sides, "atonce", i)
 		}
 		wg.Wait()
 		if err := errors.Join(errB, errS, profs()); err != nil {
 			return err
 		}
-		rb.report(fmt.Sprintf("    at once, round %d: bare", round+1))
-		rs.report(fmt.Sprintf("    at once, round %d: sgid", round+1))
+		rb.report(fmt.Sprintf("    at once, round %d: %s", round+1, sides[0].name))
+		rs.report(fmt.Sprintf("    at once, round %d: %s", round+1, sides[1].name))
 		f.atOnceBare[i] = append(f.atOnceBare[i], rb)
 		f.atOnceSgid[i] = append(f.atOnceSgid[i], rs)
 	}
@@ -204,12 +276,12 @@ func concatFiles(dst string, srcs ...string) error {
 }
 
 // take records both processes' RSS at point i.
-func (f *memFigures) take(i, barePID, sgidPID int) error {
+func (f *memFigures) take(i int, sides [2]pairSide) error {
 	var err error
-	if f.bare[i], err = rss(barePID); err != nil {
+	if f.bare[i], err = rss(sides[0].pid); err != nil {
 		return err
 	}
-	f.sgid[i], err = rss(sgidPID)
+	f.sgid[i], err = rss(sides[1].pid)
 	return err
 }
 
@@ -218,14 +290,19 @@ func (f memFigures) print(w io.Writer) {
 	if f.sessions == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nmemory: a bare-only and an sgid-only Caddy, the same load to each (RSS MiB):\n\n")
-	fmt.Fprintf(w, "| after | bare | sgid | difference |\n|---|---|---|---|\n")
+	first := f.names[0]
+	if first == "versus" {
+		fmt.Fprintf(w, "\nmemory: two sgid-only Caddies, -caddy's build (sgid) and -versus's (versus), the same load to each (RSS MiB):\n\n")
+	} else {
+		fmt.Fprintf(w, "\nmemory: a bare-only and an sgid-only Caddy, the same load to each (RSS MiB):\n\n")
+	}
+	fmt.Fprintf(w, "| after | %s | sgid | difference |\n|---|---|---|---|\n", first)
 	points := []string{"the one-session load", fmt.Sprintf("%d distinct sessions", f.sessions/2), fmt.Sprintf("%d distinct sessions", f.sessions)}
 	for i, p := range points {
 		fmt.Fprintf(w, "| %s | %.1f | %.1f | %+.1f |\n", p, mib(f.bare[i]), mib(f.sgid[i]), mib(f.sgid[i]-f.bare[i]))
 	}
-	fmt.Fprintf(w, "\nthe same two Caddies loaded at once, on the same core (-pin), at each point (%d rounds; Caddy CPU µs per request, medians, and the median of each round's difference with its quartiles; the capacity ratio, bare's CPU per request over sgid's, each round's median):\n\n", len(f.atOnceBare[0]))
-	fmt.Fprintf(w, "| load | bare | sgid | difference | quartiles | ratio |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\nthe same two Caddies loaded at once, on the same core (-pin), at each point (%d rounds; Caddy CPU µs per request, medians, and the median of each round's difference with its quartiles; the capacity ratio, %s's CPU per request over sgid's, each round's median):\n\n", len(f.atOnceBare[0]), first)
+	fmt.Fprintf(w, "| load | %s | sgid | difference | quartiles | ratio |\n|---|---|---|---|---|---|\n", first)
 	loads := []string{"one session", fmt.Sprintf("%d distinct sessions", f.sessions/2), fmt.Sprintf("%d distinct sessions", f.sessions)}
 	cpu := func(r wrkResult) float64 { return us(r.cpuPerReq) }
 	for i, l := range loads {
@@ -243,8 +320,8 @@ func (f memFigures) print(w io.Writer) {
 			pairedOf(rs, rb, cpu, func(g, b float64) float64 { return g - b }), diffs[len(diffs)/4], diffs[len(diffs)*3/4], ratio)
 	}
 	if len(f.pacedBare[0]) > 0 {
-		fmt.Fprintf(w, "\nthe same two Caddies at once, both paced at %d requests a second (%d rounds; Caddy CPU µs per request, medians, and the median of each round's difference with its quartiles; the capacity ratio, bare's CPU per request over sgid's):\n\n", f.pacedRate, len(f.pacedBare[0]))
-		fmt.Fprintf(w, "| load | bare | sgid | difference | quartiles | ratio |\n|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "\nthe same two Caddies at once, both paced at %d requests a second (%d rounds; Caddy CPU µs per request, medians, and the median of each round's difference with its quartiles; the capacity ratio, %s's CPU per request over sgid's):\n\n", f.pacedRate, len(f.pacedBare[0]), first)
+		fmt.Fprintf(w, "| load | %s | sgid | difference | quartiles | ratio |\n|---|---|---|---|---|---|\n", first)
 		for i, l := range loads {
 			rb, rs := f.pacedBare[i], f.pacedSgid[i]
 			if len(rb) == 0 {
@@ -262,6 +339,10 @@ func (f memFigures) print(w io.Writer) {
 	}
 	extra := mib(f.sgid[2] - f.bare[2])
 	second := mib((f.sgid[2] - f.bare[2]) - (f.sgid[1] - f.bare[1]))
+	if first == "versus" {
+		fmt.Fprintf(w, "\nRSS of sgid over versus after %d sessions: %+.1f MiB; the second %d sessions added %+.1f MiB\n", f.sessions, extra, f.sessions-f.sessions/2, second)
+		return
+	}
 	fmt.Fprintf(w, "\nRSS over bare after %d sessions: %+.1f MiB, target <= +32 MiB: %s; the second %d sessions added %+.1f MiB over bare\n",
 		f.sessions, extra, mark(extra <= 32), f.sessions-f.sessions/2, second)
 }
@@ -275,16 +356,16 @@ func quartile(v []float64, q int) float64 {
 	return s[len(s)*q/4]
 }
 
-// profilePair starts CPU profiles of the memory phase's two Caddies (admins:
-// bare, sgid) for the load now running, if -profile, named kind-bare-i and
-// kind-sgid-i; the function it returns waits for both.
-func (b *bench) profilePair(admins [2]string, kind string, i int) func() error {
+// profilePair starts CPU profiles of the memory phase's two Caddies for the
+// load now running, if -profile, named kind-<side>-i (bare or versus, then
+// sgid); the function it returns waits for both.
+func (b *bench) profilePair(sides [2]pairSide, kind string, i int) func() error {
 	if b.profileDir == "" {
 		return func() error { return nil }
 	}
 	var profs []<-chan error
-	for j, name := range []string{"bare", "sgid"} {
-		profs = append(profs, profile(admins[j], filepath.Join(b.profileDir, fmt.Sprintf("%s-%s-%d.pprof", kind, name, i)), b.load.duration-time.Second))
+	for _, side := range sides {
+		profs = append(profs, profile(side.admin, filepath.Join(b.profileDir, fmt.Sprintf("%s-%s-%d.pprof", kind, side.name, i)), b.load.duration-time.Second))
 	}
 	return func() error {
 		var err error

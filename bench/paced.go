@@ -19,12 +19,13 @@ type pacedRun struct {
 	cpuPerReq     time.Duration
 }
 
-// paced sends rate requests a second to url for d, from conns keep-alive
-// connections, each request with the next of cookies as its Cookie header
-// (round robin) and checks every answer against want. A request the Caddy is
+// paced sends rate requests a second to side's Caddy for d, from conns
+// keep-alive connections, each request with the next of cookies as its
+// Cookie header (round robin) and checks every answer against side.want. A request the Caddy is
 // late answering delays only its own connection's next one, which then goes
 // at once: the schedule is the rate, whatever the answers take.
-func paced(pid int, url string, want check, cookies []string, rate, conns int, d time.Duration) (pacedRun, error) {
+func paced(side pairSide, cookies []string, rate, conns int, d time.Duration) (pacedRun, error) {
+	pid, url, want := side.pid, side.url+"/", side.want
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -44,6 +45,7 @@ func paced(pid int, url string, want check, cookies []string, rate, conns int, d
 			for ; at.Sub(start) < d; at = at.Add(interval) {
 				time.Sleep(time.Until(at))
 				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Host = side.host
 				req.Header.Set("Cookie", cookies[int(next.Add(1)-1)%len(cookies)])
 				resp, err := client.Do(req)
 				sent.Add(1)
@@ -100,7 +102,7 @@ func cookieLines(file, cookie string) ([]string, error) {
 // flat out, so that what a process pays per wakeup rather than per request
 // is spread over as many requests in each. With -profile, the first round at
 // each point is profiled, both Caddies.
-func (b *bench) pacedPair(f *memFigures, i int, pids [2]int, admins [2]string, bareURL, sgidURL string, cookies []string) error {
+func (b *bench) pacedPair(f *memFigures, i int, sides [2]pairSide, cookies []string) error {
 	if b.pacedRate == 0 {
 		return nil
 	}
@@ -109,22 +111,18 @@ func (b *bench) pacedPair(f *memFigures, i int, pids [2]int, admins [2]string, b
 		var rb, rs pacedRun
 		var errB, errS error
 		var wg sync.WaitGroup
-		wg.Go(func() {
-			rb, errB = paced(pids[0], bareURL+"/", check{status: 200}, cookies, b.pacedRate, conns, b.load.duration)
-		})
-		wg.Go(func() {
-			rs, errS = paced(pids[1], sgidURL+"/", check{status: 200, header: identityHeader, value: "1"}, cookies, b.pacedRate, conns, b.load.duration)
-		})
+		wg.Go(func() { rb, errB = paced(sides[0], cookies, b.pacedRate, conns, b.load.duration) })
+		wg.Go(func() { rs, errS = paced(sides[1], cookies, b.pacedRate, conns, b.load.duration) })
 		profs := func() error { return nil }
 		if round == 0 {
-			profs = b.profilePair(admins, "paced", i)
+			profs = b.profilePair(sides, "paced", i)
 		}
 		wg.Wait()
 		if err := errors.Join(errB, errS, profs()); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "    paced, round %d: bare %d requests, %.1f µs CPU/request; sgid %d requests, %.1f µs CPU/request\n",
-			round+1, rb.requests, us(rb.cpuPerReq), rs.requests, us(rs.cpuPerReq))
+		fmt.Fprintf(os.Stderr, "    paced, round %d: %s %d requests, %.1f µs CPU/request; %s %d requests, %.1f µs CPU/request\n",
+			round+1, sides[0].name, rb.requests, us(rb.cpuPerReq), sides[1].name, rs.requests, us(rs.cpuPerReq))
 		f.pacedBare[i] = append(f.pacedBare[i], rb)
 		f.pacedSgid[i] = append(f.pacedSgid[i], rs)
 	}

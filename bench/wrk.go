@@ -1,10 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -85,13 +85,20 @@ func (l loadRun) run(pid int, url string, want check, headers ...string) (wrkRes
 // is not "".
 func (l loadRun) runWith(pid int, url string, want check, cookieFile string, headers ...string) (wrkResult, error) {
 	lua := fmt.Sprintf(checkScript, want.header, want.status, want.header, want.value, want.value)
-	name := fmt.Sprintf("check-%d-%s-%s", want.status, want.header, want.value)
 	if cookieFile != "" {
 		lua += fmt.Sprintf(cookieScript, cookieFile)
-		name += "-" + filepath.Base(cookieFile)
 	}
-	script := filepath.Join(l.dir, name+".lua")
-	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
+	// A file of its own for each run: two runs at once (the memory phase's
+	// pair) with the same script would otherwise write one file, and a wrk
+	// could read it half written.
+	f, err := os.CreateTemp(l.dir, "check-*.lua")
+	if err != nil {
+		return wrkResult{}, err
+	}
+	script := f.Name()
+	defer os.Remove(script)
+	_, err = f.WriteString(lua)
+	if err = errors.Join(err, f.Close()); err != nil {
 		return wrkResult{}, err
 	}
 	args := []string{"-t", strconv.Itoa(l.threads), "-c", strconv.Itoa(l.conns), "-d", l.duration.String(), "--latency", "-s", script}
