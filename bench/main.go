@@ -5,12 +5,8 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	caddysgid "github.com/sgidproxy/caddy-sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid"
 	"github.com/sgidproxy/caddy-sgid/sgid/sgidtest"
 )
@@ -239,7 +236,7 @@ func (b *bench) run() error {
 	if b.versus != "" {
 		// Both builds sign with one key, as a cluster's instances do, so each
 		// rebuilds the assertion the other's cookies carry.
-		key, err := signingKeyPEM()
+		key, err := caddysgid.NewSigningKeyPEM()
 		if err != nil {
 			return err
 		}
@@ -493,17 +490,4 @@ func identityHeaders(sgidURL, cookie string, capture *atomic.Bool, captured *ato
 		}
 	}
 	return out, nil
-}
-
-// signingKeyPEM is a new ECDSA P-256 key, PKCS #8 PEM, for signing_key.
-func signingKeyPEM() (string, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return "", err
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
 }
