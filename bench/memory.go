@@ -23,7 +23,8 @@ import (
 type memFigures struct {
 	sessions int
 	// After the one-session load, after the first half of the distinct
-	// sessions, and after all of them.
+	// sessions, and after all of them. "bare" is the first side throughout:
+	// the bare Caddy, or -versus's.
 	bare, sgid [3]int64
 	// The same points' loads sent to both Caddies at once (together), in
 	// rounds: [point] → each round's bare and sgid run.
@@ -237,29 +238,38 @@ func (b *bench) atOnce(f *memFigures, i int, sides [2]pairSide, file string, hea
 	half.conns = max(b.load.conns/2, 1)
 	half.threads = max(b.load.threads/2, 1)
 	for round := range b.rounds {
-		var rb, rs wrkResult
-		var errB, errS error
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			rb, errB = half.runWith(sides[0].pid, sides[0].url, sides[0].want, file, sides[0].with(headers...)...)
+		r, err := bothAtOnce(b, sides, round == 0, "atonce", i, func(side pairSide) (wrkResult, error) {
+			return half.runWith(side.pid, side.url, side.want, file, side.with(headers...)...)
 		})
-		wg.Go(func() {
-			rs, errS = half.runWith(sides[1].pid, sides[1].url, sides[1].want, file, sides[1].with(headers...)...)
-		})
-		profs := func() error { return nil }
-		if round == 0 {
-			profs = b.profilePair(sides, "atonce", i)
-		}
-		wg.Wait()
-		if err := errors.Join(errB, errS, profs()); err != nil {
+		if err != nil {
 			return err
 		}
+		rb, rs := r[0], r[1]
 		rb.report(fmt.Sprintf("    at once, round %d: %s", round+1, sides[0].name))
 		rs.report(fmt.Sprintf("    at once, round %d: %s", round+1, sides[1].name))
 		f.atOnceBare[i] = append(f.atOnceBare[i], rb)
 		f.atOnceSgid[i] = append(f.atOnceSgid[i], rs)
 	}
 	return nil
+}
+
+// bothAtOnce runs load on both sides at the same time and waits for both;
+// with profile, it profiles both Caddies (profilePair, as kind at point i)
+// once both loads are under way.
+func bothAtOnce[T any](b *bench, sides [2]pairSide, profile bool, kind string, i int, load func(pairSide) (T, error)) ([2]T, error) {
+	var r [2]T
+	var errs [3]error
+	var wg sync.WaitGroup
+	for j, side := range sides {
+		wg.Go(func() { r[j], errs[j] = load(side) })
+	}
+	profs := func() error { return nil }
+	if profile {
+		profs = b.profilePair(sides, kind, i)
+	}
+	wg.Wait()
+	errs[2] = profs()
+	return r, errors.Join(errs[:]...)
 }
 
 // concatFiles writes the files' contents, in order, to dst.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -108,19 +107,13 @@ func (b *bench) pacedPair(f *memFigures, i int, sides [2]pairSide, cookies []str
 	}
 	conns := max(b.load.conns/2, 1)
 	for round := range b.rounds {
-		var rb, rs pacedRun
-		var errB, errS error
-		var wg sync.WaitGroup
-		wg.Go(func() { rb, errB = paced(sides[0], cookies, b.pacedRate, conns, b.load.duration) })
-		wg.Go(func() { rs, errS = paced(sides[1], cookies, b.pacedRate, conns, b.load.duration) })
-		profs := func() error { return nil }
-		if round == 0 {
-			profs = b.profilePair(sides, "paced", i)
-		}
-		wg.Wait()
-		if err := errors.Join(errB, errS, profs()); err != nil {
+		r, err := bothAtOnce(b, sides, round == 0, "paced", i, func(side pairSide) (pacedRun, error) {
+			return paced(side, cookies, b.pacedRate, conns, b.load.duration)
+		})
+		if err != nil {
 			return err
 		}
+		rb, rs := r[0], r[1]
 		fmt.Fprintf(os.Stderr, "    paced, round %d: %s %d requests, %.1f µs CPU/request; %s %d requests, %.1f µs CPU/request\n",
 			round+1, sides[0].name, rb.requests, us(rb.cpuPerReq), sides[1].name, rs.requests, us(rs.cpuPerReq))
 		f.pacedBare[i] = append(f.pacedBare[i], rb)
