@@ -132,7 +132,7 @@ func newSpoofSites(t *testing.T, serverOptions string) *spoofSites {
 	srv := sgidtest.Start(t, sgidtest.Options{})
 	s := &spoofSites{cgi: cgiUpstream(t)}
 	cgiRoute := "route /cgi/* {\n\t\treverse_proxy " + s.cgi + " {\n\t\t\ttransport fastcgi\n\t\t}\n\t}"
-	ports := []int{freePort(t), freePort(t), freePort(t)}
+	ports := freePorts(t, 3)
 	s.anon, s.require, s.bypass = fmt.Sprintf("http://127.0.0.1:%d", ports[0]), fmt.Sprintf("http://127.0.0.1:%d", ports[1]), fmt.Sprintf("http://127.0.0.1:%d", ports[2])
 	extra := site(s.anon, "$UPSTREAM", sgidBlock(srv, "anonymous"),
 		`request_header X-Copied-Sub "{http.request.header.X-Sgid-Sub}"`,

@@ -63,12 +63,24 @@ func TestMain(m *testing.M) {
 // freePort asks the OS for a free loopback port.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts is n distinct free ports: each listener is held until all are
+// chosen, since one just closed may be handed out again at once (two sites
+// on one port make an ambiguous Caddyfile).
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // gateway is one Caddy config under test, the fake sgID behind it and the
@@ -114,10 +126,14 @@ func newGateway(t *testing.T, o gatewayOptions) *gateway {
 	if g.storage == "" {
 		g.storage = tempDir(t)
 	}
+	ports := freePorts(t, 2)
 	if g.port == 0 {
-		g.port = freePort(t)
+		g.port = ports[0]
 	}
-	httpsPort := freePort(t)
+	httpsPort := ports[1]
+	if httpsPort == g.port { // a port the caller chose, which ours may repeat
+		httpsPort = ports[0]
+	}
 	g.base = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	tlsLine := ""
 	if o.https {

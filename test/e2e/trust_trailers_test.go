@@ -94,7 +94,8 @@ func sendTrailers(t *testing.T, jar http.CookieJar, proto int, rawURL string, de
 // trailer still arrives and the real identity headers are intact.
 func TestTrustTrailersNeverCarryIdentity(t *testing.T) {
 	srv := sgidtest.Start(t, sgidtest.Options{})
-	anon, bypass := fmt.Sprintf("https://127.0.0.1:%d", freePort(t)), fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
+	ports := freePorts(t, 2)
+	anon, bypass := fmt.Sprintf("https://127.0.0.1:%d", ports[0]), fmt.Sprintf("https://127.0.0.1:%d", ports[1])
 	g := newGateway(t, gatewayOptions{
 		sgid: srv, https: true,
 		extraSites: site(anon, "$UPSTREAM", "tls internal", sgidBlock(srv, "anonymous")) +
