@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -98,4 +100,71 @@ func TestSessionCacheStaysWithinItsBudget(t *testing.T) {
 	if sum != c.bytes {
 		t.Fatalf("after a replace and a remove: %d bytes counted, %d held", c.bytes, sum)
 	}
+}
+
+// roundRobin serves passes rounds of n distinct sessions' requests, one each
+// in turn, through c as lookup does (get, and put on a miss), with entries
+// of two short fields' size; it returns the last pass's hits.
+func roundRobin(c *sessionCache, n, passes int) (hits int) {
+	for range passes {
+		hits = 0
+		for i := range n {
+			key := sha256.Sum256(binary.LittleEndian.AppendUint64(nil, uint64(i)))
+			if c.get(key) != nil {
+				hits++
+				continue
+			}
+			c.put(key, &cacheEntry{size: 1500})
+			if c.bytes > c.maxBudget || c.budget > c.maxBudget || c.budget < c.minBudget {
+				panic(fmt.Sprintf("the cache holds %d bytes with budget %d: outside %d..%d", c.bytes, c.budget, c.minBudget, c.maxBudget))
+			}
+		}
+	}
+	return hits
+}
+
+// TestSessionCacheBudgetFollowsTheLoad: a cache whose entries are evicted
+// unused shrinks to its smallest budget, and grows back to its largest when
+// the sessions would fit; a load that fits never shrinks it.
+func TestSessionCacheBudgetFollowsTheLoad(t *testing.T) {
+	c := newSessionCache(cacheBudget)
+	if hits := roundRobin(c, 2000, 3); hits != 2000 || c.budget != cacheBudget {
+		t.Fatalf("2,000 sessions: %d hits in the last pass, budget %d: want every one, and %d", hits, c.budget, cacheBudget)
+	}
+	roundRobin(c, 100_000, 2)
+	if c.budget != minCacheBudget || c.bytes > minCacheBudget {
+		t.Fatalf("100,000 sessions: budget %d holding %d bytes: want %d", c.budget, c.bytes, minCacheBudget)
+	}
+	if hits := roundRobin(c, 1000, 10); hits != 1000 {
+		t.Fatalf("1,000 sessions after 100,000: %d hits in the tenth pass (budget %d): the budget did not grow back", hits, c.budget)
+	}
+	if hits := roundRobin(c, 2000, 4); hits != 2000 || c.budget != cacheBudget {
+		t.Fatalf("2,000 sessions after 1,000: %d hits in the fourth pass, budget %d: want every one, and %d", hits, c.budget, cacheBudget)
+	}
+}
+
+// TestGhostFilterRemembersRecentEvictions: the filter knows the last
+// ghostGeneration keys added, and few others.
+func TestGhostFilterRemembersRecentEvictions(t *testing.T) {
+	var f ghostFilter
+	key := func(i int) [32]byte { return sha256.Sum256(binary.LittleEndian.AppendUint64(nil, uint64(i))) }
+	for i := range 3 * ghostGeneration {
+		f.add(key(i))
+	}
+	for i := 2 * ghostGeneration; i < 3*ghostGeneration; i++ {
+		if !f.has(key(i)) {
+			t.Fatalf("key %d of the last generation is not remembered", i)
+		}
+	}
+	false_ := 0
+	const others = 100_000
+	for i := range others {
+		if f.has(key(-1 - i)) {
+			false_++
+		}
+	}
+	if false_ > others/20 {
+		t.Fatalf("%d of %d keys never added are remembered: want under 5%%", false_, others)
+	}
+	t.Logf("false positives: %.2f%%", 100*float64(false_)/others)
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,7 +37,8 @@ type cacheEntry struct {
 	// lacks the field.
 	slots  []headerSlot
 	values []any
-	size   int // entrySize, for the cache's budget
+	size   int         // entrySize, for the cache's budget
+	hit    atomic.Bool // served from the cache at least once: its budget's evidence
 
 	// signed is the current assertion, read without a lock on every request;
 	// mu serialises re-signing, so that concurrent requests sign once.
@@ -120,21 +123,49 @@ func entrySize(e *cacheEntry) int {
 // and a signature. Its entries hold at most budget bytes (entrySize).
 // Eviction is arbitrary (Go's map order) when full: cheap, and an evicted
 // session only costs one decode.
+//
+// The budget adapts between minCacheBudget and cacheBudget. Holding entries
+// that are evicted before anyone asks for them again costs the process more
+// than it saves (CONTRIBUTING.md: on a site whose users are far more than the
+// cache holds, no cache at all was 3 to 7 µs a request cheaper than 4 MiB),
+// so the budget halves while nearly every evicted entry was never hit. It
+// doubles again while misses find sessions evicted not long before (the
+// ghosts), which a larger cache would have kept.
 type sessionCache struct {
 	mu     sync.RWMutex
 	m      map[[32]byte]*cacheEntry
 	bytes  int // the entries' sizes
-	budget int
+	budget int // between minBudget and maxBudget
+	// The bounds, cacheBudget and minCacheBudget but for tests.
+	minBudget, maxBudget int
+
+	// Over each window of adaptWindow puts: evictions, those of entries
+	// never hit, and puts whose key was a ghost.
+	puts, evicted, unhit, ghostHits int
+	ghosts                          ghostFilter
 }
 
+// minCacheBudget is the smallest budget, about 180 sessions of two short
+// fields: a site's users are rarely all strangers to each other's timing, and
+// a user's page and its assets come within a few requests.
+const minCacheBudget = 256 << 10
+
+// adaptWindow is how many puts (cache misses) the budget's evidence covers
+// before it may change: enough that the fractions below are not noise, few
+// enough that a change of load is followed within seconds.
+const adaptWindow = 1024
+
 func newSessionCache(budget int) *sessionCache {
-	return &sessionCache{m: make(map[[32]byte]*cacheEntry), budget: budget}
+	return &sessionCache{m: make(map[[32]byte]*cacheEntry), budget: budget, minBudget: min(minCacheBudget, budget), maxBudget: budget}
 }
 
 func (c *sessionCache) get(key [32]byte) *cacheEntry {
 	c.mu.RLock()
 	e := c.m[key]
 	c.mu.RUnlock()
+	if e != nil && !e.hit.Load() {
+		e.hit.Store(true) // written once: later hits only read it
+	}
 	return e
 }
 
@@ -146,18 +177,54 @@ func (c *sessionCache) put(key [32]byte, e *cacheEntry) {
 		c.bytes -= old.size
 		delete(c.m, key)
 	}
+	if c.ghosts.has(key) {
+		c.ghostHits++
+	}
 	if c.bytes+e.size > c.budget {
-		for k, old := range c.m {
-			delete(c.m, k)
-			c.bytes -= old.size
-			if c.bytes+e.size <= c.budget*7/8 {
-				break
-			}
-		}
+		c.evictTo(c.budget*7/8 - e.size)
 	}
 	c.m[key] = e
 	c.bytes += e.size
+	if c.puts++; c.puts == adaptWindow {
+		c.adapt()
+	}
 	c.mu.Unlock()
+}
+
+// evictTo evicts entries, in map order, until they hold at most limit bytes,
+// noting each as a ghost and whether it was ever hit.
+func (c *sessionCache) evictTo(limit int) {
+	for k, old := range c.m {
+		if c.bytes <= limit {
+			return
+		}
+		delete(c.m, k)
+		c.bytes -= old.size
+		c.evicted++
+		if !old.hit.Load() {
+			c.unhit++
+		}
+		c.ghosts.add(k)
+	}
+}
+
+// adapt ends a window: the budget doubles if an eighth of its misses were
+// ghosts (a cache twice the size would have held some of them), or halves if
+// seven eighths of its evictions were of entries never hit. A halved cache
+// is evicted to its new budget and moved to a map of its size, since a Go map
+// never gives back the room it grew to.
+func (c *sessionCache) adapt() {
+	switch {
+	case c.ghostHits*8 >= c.puts && c.budget < c.maxBudget:
+		c.budget = min(2*c.budget, c.maxBudget)
+	case c.evicted > 0 && c.unhit*8 >= c.evicted*7 && c.budget > c.minBudget:
+		c.budget = max(c.budget/2, c.minBudget)
+		c.evictTo(c.budget * 7 / 8)
+		m := make(map[[32]byte]*cacheEntry, len(c.m))
+		maps.Copy(m, c.m)
+		c.m = m
+	}
+	c.puts, c.evicted, c.unhit, c.ghostHits = 0, 0, 0, 0
 }
 
 func (c *sessionCache) remove(key [32]byte) {
@@ -175,6 +242,54 @@ func (c *sessionCache) clear() {
 	clear(c.m)
 	c.bytes = 0
 	c.mu.Unlock()
+}
+
+// ghostFilter remembers, approximately, the keys of the last ghostGeneration
+// to 2*ghostGeneration evictions: two Bloom filters of two probes each, the
+// older cleared and reused when the newer is full. Pointer-free, 8 KiB, so
+// the collector never looks inside. The probes are bits of the key, an HMAC:
+// false positives (about 3% with both full) only make a shrunken cache grow
+// sooner.
+type ghostFilter struct {
+	gen   [2][ghostBits / 64]uint64
+	cur   int // the generation being added to
+	added int // keys in gen[cur]
+}
+
+// ghostGeneration is about the sessions the largest budget holds: a ghost hit
+// is then a session a cache between the current one and the largest could
+// have kept.
+const (
+	ghostGeneration = 2048
+	ghostBits       = 1 << 15
+)
+
+func ghostProbes(key [32]byte) (uint32, uint32) {
+	return binary.LittleEndian.Uint32(key[0:]) % ghostBits, binary.LittleEndian.Uint32(key[4:]) % ghostBits
+}
+
+func (f *ghostFilter) add(key [32]byte) {
+	if f.added == ghostGeneration {
+		f.cur ^= 1
+		clear(f.gen[f.cur][:])
+		f.added = 0
+	}
+	a, b := ghostProbes(key)
+	g := &f.gen[f.cur]
+	g[a/64] |= 1 << (a % 64)
+	g[b/64] |= 1 << (b % 64)
+	f.added++
+}
+
+func (f *ghostFilter) has(key [32]byte) bool {
+	a, b := ghostProbes(key)
+	for i := range f.gen {
+		g := &f.gen[i]
+		if g[a/64]&(1<<(a%64)) != 0 && g[b/64]&(1<<(b%64)) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup finds the request's session: from the cache by cookie fingerprint, or by
