@@ -136,7 +136,7 @@ func minter(issuer, clientID, siteURL, secret string) (*session.Codec, error) {
 func oneSession(c *http.Client, codec *session.Codec, siteURL string, i int64) error {
 	rec := httptest.NewRecorder()
 	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
-	d := &session.Data{Sub: fmt.Sprintf("bench-user-%07d", i), Fields: map[string]string{"myinfo.name": fmt.Sprintf("USER %d", i)}}
+	d := &session.Data{Sub: fmt.Sprintf("bench-user-%07d", i), Fields: []session.Field{{Name: "myinfo.name", Value: fmt.Sprintf("USER %d", i)}}}
 	if err := codec.Write(rec, req, d, false); err != nil {
 		return err
 	}

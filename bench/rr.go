@@ -89,8 +89,9 @@ func warmLines(codec *session.Codec, siteURL string, from, n int, c *http.Client
 func warmOne(c *http.Client, codec *session.Codec, siteURL string, i int, secure bool) (string, error) {
 	rec := httptest.NewRecorder()
 	req, _ := http.NewRequest(http.MethodGet, siteURL+"/", nil)
-	d := &session.Data{Sub: fmt.Sprintf("bench-rr-%07d", i), Fields: map[string]string{
-		"myinfo.name": fmt.Sprintf("USER %d", i), "myinfo.email": fmt.Sprintf("user%d@example.com", i),
+	d := &session.Data{Sub: fmt.Sprintf("bench-rr-%07d", i), Fields: []session.Field{
+		{Name: "myinfo.name", Value: fmt.Sprintf("USER %d", i)},
+		{Name: "myinfo.email", Value: fmt.Sprintf("user%d@example.com", i)},
 	}}
 	if err := codec.Write(rec, req, d, secure); err != nil {
 		return "", err

@@ -23,7 +23,7 @@ func BenchmarkRead(b *testing.B) {
 	}{
 		{"typical", [][]byte{secret(1)}, typicalData()},
 		{"typical/sealed_with_second_secret", [][]byte{secret(2), secret(1)}, typicalData()},
-		{"3KB_chunked", [][]byte{secret(1)}, &Data{Sub: "u=1", Fields: map[string]string{"address": bigValue(3 << 10)}}},
+		{"3KB_chunked", [][]byte{secret(1)}, &Data{Sub: "u=1", Fields: []Field{{Name: "address", Value: bigValue(3 << 10)}}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			writer, _ := newCodec(b, nil)

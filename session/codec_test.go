@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,7 +111,7 @@ func TestCookiesAreBoundToTheBinding(t *testing.T) {
 			reader, _ := newCodec(t, func(cfg *Config) { cfg.Binding = tt.read })
 			for _, secure := range []bool{false, true} {
 				b := newBrowser(t)
-				b.write(writer, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(3 << 10)}}, secure)
+				b.write(writer, &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(3 << 10)}}}, secure)
 				b.startLogin(writer, newAttempt("st"), secure)
 				var want error
 				if !tt.wantSameLogin {
@@ -219,7 +218,7 @@ func sessionOfSize(t *testing.T, n int) *Data {
 	t.Helper()
 	for l := n; l >= 0; l-- {
 		d := &Data{ID: NewID(), Sub: "u=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", Created: t0, Refreshed: t0,
-			Fields: map[string]string{"myinfo.registered_address": strings.Repeat("x", l)}}
+			Fields: []Field{{Name: "myinfo.registered_address", Value: strings.Repeat("x", l)}}}
 		if len(marshalSession(d)) == n {
 			return d
 		}
@@ -325,7 +324,7 @@ func TestCookiesTheReleaseBeforeWroteStillRead(t *testing.T) {
 				t.Fatalf("Read: %v", err)
 			}
 			want := typicalData()
-			if d.Sub != want.Sub || !maps.Equal(d.Fields, want.Fields) || d.Carried != "carried-assertion-signature" ||
+			if d.Sub != want.Sub || !slices.Equal(d.Fields, want.Fields) || d.Carried != "carried-assertion-signature" ||
 				!d.Created.Equal(t0) || d.ID == "" || d.oldSecret {
 				t.Errorf("Read = %+v, want %+v as written at %v, carrying its value, sealed with the current secret", d, want, t0)
 			}

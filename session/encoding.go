@@ -41,8 +41,8 @@ func appendString(b []byte, s string) []byte {
 // marshalSession encodes d. Times keep whole seconds.
 func marshalSession(d *Data) []byte {
 	size := 1 + 2*binary.MaxVarintLen64 + 2*binary.MaxVarintLen32 + len(d.ID) + len(d.Sub) + binary.MaxVarintLen32
-	for k, v := range d.Fields {
-		size += 2*binary.MaxVarintLen32 + len(k) + len(v)
+	for _, f := range d.Fields {
+		size += 2*binary.MaxVarintLen32 + len(f.Name) + len(f.Value)
 	}
 	size += binary.MaxVarintLen32 + len(d.Carried)
 	b := make([]byte, 0, size)
@@ -56,9 +56,9 @@ func marshalSession(d *Data) []byte {
 	b = appendString(b, d.ID)
 	b = appendString(b, d.Sub)
 	b = binary.AppendUvarint(b, uint64(len(d.Fields)))
-	for k, v := range d.Fields {
-		b = appendString(b, k)
-		b = appendString(b, v)
+	for _, f := range d.Fields {
+		b = appendString(b, f.Name)
+		b = appendString(b, f.Value)
 	}
 	if d.Carried != "" {
 		b = appendString(b, d.Carried)
@@ -160,19 +160,19 @@ func unmarshalSession(b []byte) (*Data, bool) {
 	s := &Data{Created: d.time(), Refreshed: d.time(), ID: d.string(), Sub: d.string()}
 	n := d.uvarint()
 	// Each field takes at least two bytes, so a count the payload cannot hold is
-	// refused before it sizes the map.
+	// refused before it sizes the slice.
 	if d.bad || n > uint64(len(b)-d.off)/2 {
 		return nil, false
 	}
 	if n > 0 {
-		s.Fields = make(map[string]string, n)
+		s.Fields = make([]Field, 0, n)
 	}
 	for range n {
-		k, v := d.string(), d.string()
-		if _, dup := s.Fields[k]; dup || d.bad {
+		f := Field{Name: d.string(), Value: d.string()}
+		if _, dup := s.Field(f.Name); dup || d.bad {
 			return nil, false
 		}
-		s.Fields[k] = v
+		s.Fields = append(s.Fields, f)
 	}
 	if tag == tagCarrying {
 		if s.Carried = d.string(); s.Carried == "" {

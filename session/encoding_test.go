@@ -10,7 +10,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 	d := &Data{
 		ID:        NewID(),
 		Sub:       "u=1",
-		Fields:    map[string]string{"a": "x\ny\x00z", "b": bigValue(5000), "": ""},
+		Fields:    []Field{{Name: "a", Value: "x\ny\x00z"}, {Name: "b", Value: bigValue(5000)}, {Name: "", Value: ""}},
 		Created:   time.Unix(1_772_000_000, 0),
 		Refreshed: time.Unix(1_772_000_600, 0),
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -49,7 +50,7 @@ func FuzzRead(f *testing.F) {
 	}
 	c, _ := newCodec(f, nil)
 	b := newBrowser(f)
-	b.write(c, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(3 << 10)}}, false)
+	b.write(c, &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(3 << 10)}}}, false)
 	f.Add(b.request().Header.Get("Cookie"))
 	for _, s := range sessionSeeds(f, c) {
 		f.Add(s.header)
@@ -220,17 +221,21 @@ func FuzzSessionRoundTrip(f *testing.F) {
 	f.Add("u=4", "addr\x00"+bigValue(19<<10), false, byte(1))
 	c, _ := newCodec(f, nil)
 	f.Fuzz(func(t *testing.T, sub, fields string, secure bool, prior byte) {
-		d := &Data{Sub: sub, Fields: map[string]string{}}
+		d := &Data{Sub: sub, Fields: []Field{}}
 		parts := strings.Split(fields, "\x00")
 		for i := 0; i+1 < len(parts); i += 2 {
-			d.Fields[parts[i]] = parts[i+1]
+			if j := slices.IndexFunc(d.Fields, func(f Field) bool { return f.Name == parts[i] }); j >= 0 {
+				d.Fields[j].Value = parts[i+1] // the last of a name, as a map would keep
+			} else {
+				d.Fields = append(d.Fields, Field{Name: parts[i], Value: parts[i+1]})
+			}
 		}
 		b := newBrowser(t)
 		b.tls = secure
 		// A session already in the jar, chunked, under the same name form or the
 		// other: its leftover chunks must not change what is read.
 		if prior%3 != 0 {
-			b.write(c, &Data{Sub: "prior", Fields: map[string]string{"x": bigValue(3 << 10)}}, secure == (prior%3 == 1))
+			b.write(c, &Data{Sub: "prior", Fields: []Field{{Name: "x", Value: bigValue(3 << 10)}}}, secure == (prior%3 == 1))
 			b.tls = secure
 		}
 		want := &Data{Sub: d.Sub, Fields: d.Fields}

@@ -25,7 +25,7 @@ func sessionSeeds(t testing.TB, c *Codec) []sessionSeed {
 	host := newBrowser(t)
 	host.write(c, typicalData(), true)
 	big := newBrowser(t)
-	big.write(c, &Data{Sub: "u=big", Fields: map[string]string{"myinfo.registered_address": bigValue(3 << 10), "myinfo.name": "Ñandú"}}, false)
+	big.write(c, &Data{Sub: "u=big", Fields: []Field{{Name: "myinfo.registered_address", Value: bigValue(3 << 10)}, {Name: "myinfo.name", Value: "Ñandú"}}}, false)
 	header := func(b *browser, names ...string) string {
 		var parts []string
 		for _, n := range names {

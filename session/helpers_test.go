@@ -164,10 +164,10 @@ func bigValue(n int) string {
 func typicalData() *Data {
 	return &Data{
 		Sub: "u=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
-		Fields: map[string]string{
-			"myinfo.name":          "TAN AH KOW",
-			"myinfo.nric_number":   "S1234567D",
-			"myinfo.email_address": "ahkow@example.gov.sg",
+		Fields: []Field{
+			{Name: "myinfo.name", Value: "TAN AH KOW"},
+			{Name: "myinfo.nric_number", Value: "S1234567D"},
+			{Name: "myinfo.email_address", Value: "ahkow@example.gov.sg"},
 		},
 	}
 }
@@ -177,8 +177,8 @@ func sameData(got, want *Data) bool {
 		!got.Refreshed.Equal(want.Refreshed) || len(got.Fields) != len(want.Fields) {
 		return false
 	}
-	for k, v := range want.Fields {
-		if g, ok := got.Fields[k]; !ok || g != v {
+	for _, f := range want.Fields {
+		if g, ok := got.Field(f.Name); !ok || g != f.Value {
 			return false
 		}
 	}

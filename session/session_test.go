@@ -19,10 +19,11 @@ func TestSessionRoundTrip(t *testing.T) {
 		{"typical session over HTTP", typicalData(), false, 1},
 		{"typical session over HTTPS", typicalData(), true, 1},
 		{"subject only", &Data{Sub: "u=1"}, false, 1},
-		{"3 KB multi-line UTF-8 field is chunked", &Data{Sub: "u=2", Fields: map[string]string{
-			"myinfo.registered_address": bigValue(3 << 10), "myinfo.name": "Ñandú\nO'Brien",
+		{"3 KB multi-line UTF-8 field is chunked", &Data{Sub: "u=2", Fields: []Field{
+			{Name: "myinfo.registered_address", Value: bigValue(3 << 10)},
+			{Name: "myinfo.name", Value: "Ñandú\nO'Brien"},
 		}}, true, 0},
-		{"empty field values survive", &Data{Sub: "u=3", Fields: map[string]string{"a": "", "": "b"}}, false, 1},
+		{"empty field values survive", &Data{Sub: "u=3", Fields: []Field{{Name: "a", Value: ""}, {Name: "", Value: "b"}}}, false, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +121,7 @@ func TestSecretRotation(t *testing.T) {
 				writer, _ := newCodec(t, func(cfg *Config) { cfg.Secrets = tt.write })
 				reader, _ := newCodec(t, func(cfg *Config) { cfg.Secrets = tt.read })
 				b := newBrowser(t)
-				b.write(writer, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(size)}}, false)
+				b.write(writer, &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(size)}}}, false)
 				_, err := reader.Read(b.request())
 				if !errors.Is(err, tt.wantErr) {
 					t.Errorf("Read err = %v, want %v", err, tt.wantErr)
@@ -202,9 +203,11 @@ func TestWriteRefuses(t *testing.T) {
 		want error
 	}{
 		{"a session past its lifetime", &Data{Sub: "u=1", Created: t0.Add(-12 * time.Hour)}, ErrExpired},
-		{"more data than MaxChunks cookies hold", &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(24 << 10)}}, ErrTooLarge},
-		{"5 KB of fields", &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(5 << 10)}}, ErrTooLarge},
+		{"more data than MaxChunks cookies hold", &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(24 << 10)}}}, ErrTooLarge},
+		{"5 KB of fields", &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(5 << 10)}}}, ErrTooLarge},
 		{"a session without a subject", &Data{}, nil},
+		// Read refuses a name twice, so Write must not write one.
+		{"a field named twice", &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: "a"}, {Name: "g", Value: "b"}, {Name: "f", Value: "c"}}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,7 +269,7 @@ func TestWriteDeletesStaleChunks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := newCodec(t, nil)
 			b := newBrowser(t)
-			b.write(c, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(3 << 10)}}, tt.firstSecure)
+			b.write(c, &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(3 << 10)}}}, tt.firstSecure)
 			if n := len(b.jar); n != MaxChunks {
 				t.Fatalf("big session took %d cookies, want %d", n, MaxChunks)
 			}
@@ -291,7 +294,7 @@ func TestTrailingChunkFromAnotherWriteIsIgnoredThenDeleted(t *testing.T) {
 	// no session, writes a one-cookie session over the first one's two.
 	c, _ := newCodec(t, nil)
 	b := newBrowser(t)
-	b.write(c, &Data{Sub: "first", Fields: map[string]string{"f": bigValue(3 << 10)}}, false)
+	b.write(c, &Data{Sub: "first", Fields: []Field{{Name: "f", Value: bigValue(3 << 10)}}}, false)
 	stale := b.jar["sgid_session_1"]
 	rec := httptest.NewRecorder()
 	if err := c.Write(rec, httptest.NewRequest(http.MethodGet, "/", nil), &Data{Sub: "second"}, false); err != nil {
@@ -314,7 +317,7 @@ func TestTrailingChunkFromAnotherWriteIsIgnoredThenDeleted(t *testing.T) {
 func TestClearExpiresEverySessionCookie(t *testing.T) {
 	c, _ := newCodec(t, nil)
 	b := newBrowser(t)
-	b.write(c, &Data{Sub: "u=1", Fields: map[string]string{"f": bigValue(3 << 10)}}, true)
+	b.write(c, &Data{Sub: "u=1", Fields: []Field{{Name: "f", Value: bigValue(3 << 10)}}}, true)
 	b.jar["sgid_session"] = "1.leftover"
 	b.jar["__Host-sgid_session_7"] = "left by a release that wrote ten"
 	b.jar["sgid_session_login_abc"] = "attempt"

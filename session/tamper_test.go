@@ -24,9 +24,9 @@ func flip(v string) string {
 func TestReadRejectsTampering(t *testing.T) {
 	c, _ := newCodec(t, nil)
 	victim := newBrowser(t)
-	victim.write(c, &Data{Sub: "victim-sub", Fields: map[string]string{"address": bigValue(3 << 10)}}, false)
+	victim.write(c, &Data{Sub: "victim-sub", Fields: []Field{{Name: "address", Value: bigValue(3 << 10)}}}, false)
 	other := newBrowser(t)
-	other.write(c, &Data{Sub: "other-sub", Fields: map[string]string{"address": bigValue(3 << 10)}}, false)
+	other.write(c, &Data{Sub: "other-sub", Fields: []Field{{Name: "address", Value: bigValue(3 << 10)}}}, false)
 	n := len(victim.jar)
 	if n != MaxChunks || len(other.jar) != n {
 		t.Fatalf("setup: sessions of %d and %d chunks, want %d", n, len(other.jar), MaxChunks)

@@ -150,7 +150,8 @@ func claimsSize(d *session.Data, layout claimLayout, issuer, audience string) in
 	size := 64 + len(audience) + len(issuer) + len(d.Sub)
 	for _, c := range layout {
 		if c.claim == 0 {
-			size += len(c.key) + len(d.Fields[c.name]) + 3
+			v, _ := d.Field(c.name)
+			size += len(c.key) + len(v) + 3
 		}
 	}
 	return size
@@ -170,7 +171,7 @@ func appendClaims(b []byte, d *session.Data, layout claimLayout, issuer, audienc
 		case claimSub:
 			v = d.Sub
 		case 0:
-			v, ok = d.Fields[c.name]
+			v, ok = d.Field(c.name)
 		}
 		if !ok {
 			continue

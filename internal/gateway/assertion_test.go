@@ -13,7 +13,7 @@ import (
 // signed anew half way through its lifetime.
 func TestAssertionIsReusedAndRenewedHalfWay(t *testing.T) {
 	h := benchGateway(t)
-	e := h.newEntry(&session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": "TAN AH KOW"}})
+	e := h.newEntry(&session.Data{Sub: "sub-1", Fields: []session.Field{{Name: "myinfo.name", Value: "TAN AH KOW"}}})
 	req := func() string { a, _ := h.assertionFor(e); return a }
 
 	var wg sync.WaitGroup

@@ -29,7 +29,7 @@ func deniedGateway(t *testing.T) (*Gateway, *observer.ObservedLogs, string) {
 	cfg.Revocations = revocation.NewList()
 	g, logs := observed(t, cfg)
 	rec := httptest.NewRecorder()
-	d := &session.Data{Sub: "sub-minor", Fields: map[string]string{"myinfo.name": "LEE JUN WEI", "myinfo.is_age_above_18": "false"}}
+	d := &session.Data{Sub: "sub-minor", Fields: []session.Field{{Name: "myinfo.name", Value: "LEE JUN WEI"}, {Name: "myinfo.is_age_above_18", Value: "false"}}}
 	if err := g.codec().Write(rec, httptest.NewRequest(http.MethodGet, "http://app.example/", nil), d, false); err != nil {
 		t.Fatal(err)
 	}

@@ -61,8 +61,9 @@ func benchSessionRequests(b *testing.B, cold bool, revoked int) {
 	}
 	cookieReq := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	rec := httptest.NewRecorder()
-	if err := h.codec().Write(rec, cookieReq, &session.Data{Sub: "sub-1234567890", Fields: map[string]string{
-		"myinfo.name": "TAN AH KOW", "myinfo.email": "tan@example.com",
+	if err := h.codec().Write(rec, cookieReq, &session.Data{Sub: "sub-1234567890", Fields: []session.Field{
+		{Name: "myinfo.name", Value: "TAN AH KOW"},
+		{Name: "myinfo.email", Value: "tan@example.com"},
 	}}, false); err != nil {
 		b.Fatal(err)
 	}
@@ -141,8 +142,9 @@ func benchColdPath(b *testing.B, goroutinePerRequest bool) {
 	cookies := make([]string, n)
 	now := time.Now()
 	for i := range cookies {
-		d := &session.Data{Sub: fmt.Sprintf("sub-%07d", i), Fields: map[string]string{
-			"myinfo.name": fmt.Sprintf("USER %d", i), "myinfo.email": fmt.Sprintf("user%d@example.com", i),
+		d := &session.Data{Sub: fmt.Sprintf("sub-%07d", i), Fields: []session.Field{
+			{Name: "myinfo.name", Value: fmt.Sprintf("USER %d", i)},
+			{Name: "myinfo.email", Value: fmt.Sprintf("user%d@example.com", i)},
 		}}
 		_, carried, err := h.signer().assertion(d, h.layout, h.site.origin, h.site.audience, now, h.assertTTL)
 		if err != nil {

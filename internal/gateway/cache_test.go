@@ -57,8 +57,9 @@ func TestCacheEntrySizeIsItsHeap(t *testing.T) {
 // it, carrying its assertion; pad is added to its name field.
 func carriedCookie(tb testing.TB, g *Gateway, i int, pad string) string {
 	tb.Helper()
-	d := &session.Data{Sub: fmt.Sprintf("sub-%07d", i), Fields: map[string]string{
-		"myinfo.name": fmt.Sprintf("USER %d", i) + pad, "myinfo.email": fmt.Sprintf("user%d@example.com", i),
+	d := &session.Data{Sub: fmt.Sprintf("sub-%07d", i), Fields: []session.Field{
+		{Name: "myinfo.name", Value: fmt.Sprintf("USER %d", i) + pad},
+		{Name: "myinfo.email", Value: fmt.Sprintf("user%d@example.com", i)},
 	}}
 	_, carried, err := g.signer().assertion(d, g.layout, g.site.origin, g.site.audience, time.Now(), g.assertTTL)
 	if err != nil {

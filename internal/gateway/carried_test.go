@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ import (
 // token with a signature that does not match it.
 func TestCarriedAssertionRebuildsTheSignedTokenOrNothing(t *testing.T) {
 	g := benchGateway(t)
-	d := &session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": "TAN \"AH\" KOW\\\n\u2028", "myinfo.email": "t@example.com"}}
+	d := &session.Data{Sub: "sub-1", Fields: []session.Field{{Name: "myinfo.name", Value: "TAN \"AH\" KOW\\\n\u2028"}, {Name: "myinfo.email", Value: "t@example.com"}}}
 	iat := time.Now().Add(-time.Minute).Truncate(time.Second)
 	token, carried, err := g.signer().assertion(d, g.layout, g.site.origin, g.site.audience, iat, g.assertTTL)
 	if err != nil {
@@ -49,7 +50,7 @@ func TestCarriedAssertionRebuildsTheSignedTokenOrNothing(t *testing.T) {
 		t.Fatalf("the rebuilt token does not verify: %v", err)
 	}
 	var c map[string]any
-	if err := json.Unmarshal(payload, &c); err != nil || c["myinfo.name"] != d.Fields["myinfo.name"] || c["sub"] != "sub-1" {
+	if err := json.Unmarshal(payload, &c); err != nil || c["myinfo.name"] != d.Fields[0].Value || c["sub"] != "sub-1" {
 		t.Errorf("claims %s (%v), want the session's fields exactly", payload, err)
 	}
 
@@ -59,7 +60,7 @@ func TestCarriedAssertionRebuildsTheSignedTokenOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := *d
-	changed.Fields = map[string]string{"myinfo.name": "SOMEONE ELSE", "myinfo.email": "t@example.com"}
+	changed.Fields = []session.Field{{Name: "myinfo.name", Value: "SOMEONE ELSE"}, {Name: "myinfo.email", Value: "t@example.com"}}
 	damaged := *d
 	damaged.Carried = carried[:len(carried)-1] + string(carried[len(carried)-1]^1)
 	for _, tt := range []struct {
@@ -102,7 +103,7 @@ func TestCacheMissWithACarriedAssertionSignsNothing(t *testing.T) {
 		}
 		return r.Header.Get(AssertionHeader), w.Result().Cookies()
 	}
-	d := &session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": "TAN AH KOW"}}
+	d := &session.Data{Sub: "sub-1", Fields: []session.Field{{Name: "myinfo.name", Value: "TAN AH KOW"}}}
 	old := sealed(t, g, d.Sub) // carries nothing
 	first, set := serve(old)
 	if first == "" || len(set) == 0 {
@@ -143,7 +144,7 @@ func setCookieHeader(cookies []*http.Cookie) string {
 func TestClaimsAreExactJSON(t *testing.T) {
 	values := []string{"", "plain", `quote " backslash \ slash /`, "\x00\x01\x1f\x7f tab\tnewline\n", "TAN AH KOW 陈 \u2028\u2029 <&>", "bad \xff\xfe utf-8", "🙂"}
 	for _, v := range values {
-		d := &session.Data{Sub: "s" + v, Fields: map[string]string{"myinfo.name": v, "sub": "not the sub"}}
+		d := &session.Data{Sub: "s" + v, Fields: []session.Field{{Name: "myinfo.name", Value: v}, {Name: "sub", Value: "not the sub"}}}
 		fields := []Forward{{Field: "myinfo.name"}, {Field: "sub"}, {Field: "myinfo.missing"}}
 		b := claims(d, newClaimLayout(fields), "https://iss.example", "aud"+v, time.Unix(1_800_000_000, 0), 5*time.Minute)
 		var got map[string]any
@@ -166,14 +167,14 @@ func TestClaimsAreExactJSON(t *testing.T) {
 func TestASessionAtTheSizeLimitIsWrittenWithoutItsAssertion(t *testing.T) {
 	g := benchGateway(t)
 	// Fields as large as a session may be, less what carrying would add.
-	d := &session.Data{Sub: "sub-1", Fields: map[string]string{"myinfo.name": strings.Repeat("n", session.MaxSessionData-80)}}
-	for len(d.Fields["myinfo.name"]) > 0 {
+	d := &session.Data{Sub: "sub-1", Fields: []session.Field{{Name: "myinfo.name", Value: strings.Repeat("n", session.MaxSessionData-80)}}}
+	for len(d.Fields[0].Value) > 0 {
 		rec := httptest.NewRecorder()
 		probe := *d
 		if g.codec().Write(rec, httptest.NewRequest(http.MethodGet, "http://app.example/", nil), &probe, false) == nil {
 			break
 		}
-		d.Fields["myinfo.name"] = d.Fields["myinfo.name"][1:]
+		d.Fields[0].Value = d.Fields[0].Value[1:]
 	}
 	_, carried, err := g.signer().assertion(d, g.layout, g.site.origin, g.site.audience, time.Now(), g.assertTTL)
 	if err != nil {
@@ -187,7 +188,7 @@ func TestASessionAtTheSizeLimitIsWrittenWithoutItsAssertion(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	r.Header.Set("Cookie", cookieHeader(rec))
 	got, err := g.codec().Read(r)
-	if err != nil || got.Carried != "" || got.Fields["myinfo.name"] != d.Fields["myinfo.name"] {
+	if err != nil || got.Carried != "" || !slices.Equal(got.Fields, d.Fields) {
 		t.Errorf("read back: %v, carried %d bytes; want the fields and nothing carried", err, len(got.Carried))
 	}
 }

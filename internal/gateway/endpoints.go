@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,17 +141,18 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) error {
 
 // keep is data minimisation: only the fields the configuration uses are kept in
 // the session.
-func (g *Gateway) keep(data map[string]string) map[string]string {
-	out := make(map[string]string, len(g.forward)+len(g.require))
-	for _, f := range g.forward {
-		if v, ok := data[f.Field]; ok {
-			out[f.Field] = v
+func (g *Gateway) keep(data map[string]string) []session.Field {
+	out := make([]session.Field, 0, len(g.forward)+len(g.require))
+	add := func(name string) {
+		if v, ok := data[name]; ok && !slices.ContainsFunc(out, func(f session.Field) bool { return f.Name == name }) {
+			out = append(out, session.Field{Name: name, Value: v})
 		}
 	}
+	for _, f := range g.forward {
+		add(f.Field)
+	}
 	for _, req := range g.require {
-		if v, ok := data[req.Field]; ok {
-			out[req.Field] = v
-		}
+		add(req.Field)
 	}
 	return out
 }

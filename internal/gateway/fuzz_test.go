@@ -116,8 +116,11 @@ func newFuzzGateway(t testing.TB) *fuzzGateway {
 		}
 		g.attempt[i] = cookieHeader(rec)
 		rec = httptest.NewRecorder()
-		d := &session.Data{Sub: "fuzz-sub", Fields: map[string]string{
-			"myinfo.name": "TAN AH KOW", "myinfo.email": "tan@example.gov.sg", "myinfo.is_age_above_18": "true"}}
+		d := &session.Data{Sub: "fuzz-sub", Fields: []session.Field{
+			{Name: "myinfo.name", Value: "TAN AH KOW"},
+			{Name: "myinfo.email", Value: "tan@example.gov.sg"},
+			{Name: "myinfo.is_age_above_18", Value: "true"},
+		}}
 		if err := h.codec().Write(rec, empty, d, secure); err != nil {
 			t.Fatal(err)
 		}

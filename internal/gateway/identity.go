@@ -18,15 +18,15 @@ import (
 // hold, estimated from what each one keeps (entrySize), not by their number:
 // a session may hold up to session.MaxSessionData bytes of fields, and its
 // assertion carries them again, so a count would let large sessions hold
-// five times as much. 4 MiB is about 2,800 sessions of two short fields
-// (1.5 KB each with their assertion) and 500 of the largest.
+// five times as much. 4 MiB is about 3,600 sessions of two short fields
+// (1.15 KB each with their assertion) and 550 of the largest.
 const cacheBudget = 4 << 20
 
 // entryOverhead is what an entry holds apart from its strings' bytes (the
-// structs, the session's field map, the cache's slot), and entrySize adds a
-// tenth for allocation size classes: both fitted to the heap an entry takes,
+// structs, the session's fields slice, the cache's slot), and entrySize adds
+// a tenth for allocation size classes: both fitted to the heap an entry takes,
 // which TestCacheEntrySizeIsItsHeap measures.
-const entryOverhead = 800
+const entryOverhead = 500
 
 // cacheEntry is a decoded session with everything derived from it that is the
 // same on every request: the encoded header values and the signed assertion.
@@ -102,8 +102,8 @@ func (e *cacheEntry) placeholder(key string) (any, bool) {
 func entrySize(e *cacheEntry) int {
 	d := e.data
 	n := len(d.ID) + len(d.Sub) + len(d.Carried)
-	for k, v := range d.Fields {
-		n += len(k) + len(v)
+	for _, f := range d.Fields {
+		n += len(f.Name) + len(f.Value)
 	}
 	for i, v := range e.values {
 		if v != nil && v.(string) != fieldOrSub(d, e.slots[i].field) {
@@ -145,7 +145,7 @@ type sessionCache struct {
 	ghosts                          ghostFilter
 }
 
-// minCacheBudget is the smallest budget, about 180 sessions of two short
+// minCacheBudget is the smallest budget, about 230 sessions of two short
 // fields: a site's users are rarely all strangers to each other's timing, and
 // a user's page and its assets come within a few requests.
 const minCacheBudget = 256 << 10
@@ -347,8 +347,7 @@ func fieldValue(d *session.Data, field string) (string, bool) {
 	if field == "sub" {
 		return d.Sub, true
 	}
-	v, ok := d.Fields[field]
-	return v, ok
+	return d.Field(field)
 }
 
 // fieldOrSub is fieldValue's value alone.

@@ -234,7 +234,7 @@ func (l *load) loginLogout(c *http.Client) error {
 func (l *load) minted(sub, name string) (string, error) {
 	rec := httptest.NewRecorder()
 	req, _ := http.NewRequest(http.MethodGet, l.site, nil)
-	if err := l.mint.Write(rec, req, &session.Data{Sub: sub, Fields: map[string]string{"myinfo.name": name}}, false); err != nil {
+	if err := l.mint.Write(rec, req, &session.Data{Sub: sub, Fields: []session.Field{{Name: "myinfo.name", Value: name}}}, false); err != nil {
 		return "", err
 	}
 	var parts []string
