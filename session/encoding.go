@@ -168,11 +168,10 @@ func unmarshalSession(b []byte) (*Data, bool) {
 		s.Fields = make([]Field, 0, n)
 	}
 	for range n {
-		f := Field{Name: d.string(), Value: d.string()}
-		if _, dup := s.Field(f.Name); dup || d.bad {
-			return nil, false
-		}
-		s.Fields = append(s.Fields, f)
+		s.Fields = append(s.Fields, Field{Name: d.string(), Value: d.string()})
+	}
+	if d.bad || duplicateField(s.Fields) {
+		return nil, false
 	}
 	if tag == tagCarrying {
 		if s.Carried = d.string(); s.Carried == "" {
